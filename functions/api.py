@@ -1,0 +1,27 @@
+"""The front door as one ASGI app: the same code runs in the Functions host and under uvicorn."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from functions.arm_errors import install_error_handlers
+from functions.arm_routes import build_router
+from functions.dispatch import Dispatcher
+from shared.config import Settings
+from shared.registry import Registry
+from shared.version import VERSION
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(title="PacketWatch", version=VERSION)
+    registry = Registry.from_url(settings.database_url)
+    app.state.registry = registry
+    install_error_handlers(app)
+    app.include_router(build_router(registry, Dispatcher(settings.broker_url), settings.capture_root))
+
+    @app.get("/healthz", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": VERSION}
+
+    return app

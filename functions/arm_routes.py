@@ -1,0 +1,151 @@
+"""The ARM packet-capture API: paths and status codes as in the 2026-01-01 spec."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from functions.arm_errors import ArmError
+from functions.dispatch import BrokerUnavailable, Dispatcher
+from shared.arm import PacketCaptureListResult, PcStatus, StopReason
+from shared.capture_spec import build_spec, parse_body
+from shared.errors import InvalidField
+from shared.messages import StatusEvent
+from shared.registry import Registry
+from shared.resource_ids import CaptureId, VirtualMachineId, validate_name
+
+WATCHER = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Network"
+           "/networkWatchers/{networkWatcherName}")
+CAPTURES = WATCHER + "/packetCaptures"
+ONE = CAPTURES + "/{packetCaptureName}"
+API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
+RETRY_AFTER_SECONDS = "5"
+
+ApiVersion = Annotated[str | None, Query(alias="api-version")]
+
+
+def _check_api_version(api_version: str | None) -> str:
+    if api_version is None:
+        raise ArmError(400, "MissingApiVersionParameter", "The api-version query parameter is required.",
+                       "api-version")
+    if not API_VERSION.fullmatch(api_version):
+        raise ArmError(400, "InvalidApiVersionParameter", f"api-version {api_version!r} is not a valid version.",
+                       "api-version")
+    return api_version
+
+
+def _capture_id(sub: str, rg: str, nw: str, name: str) -> CaptureId:
+    validate_name("packetCaptureName", name)
+    return CaptureId.parse(f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network"
+                           f"/networkWatchers/{nw}/packetCaptures/{name}", "packetCaptureName")
+
+
+def _operation_url(request: Request, capture: CaptureId, kind: str, api_version: str) -> str:
+    base = str(request.base_url).rstrip("/")
+    return f"{base}{capture.watcher_path}/{kind}/{uuid.uuid4()}?api-version={api_version}"
+
+
+def _unavailable(exc: BrokerUnavailable) -> ArmError:
+    return ArmError(503, "ServiceUnavailable", f"the message broker is unavailable: {exc}",
+                    headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+def build_router(registry: Registry, dispatcher: Dispatcher, capture_root: str) -> APIRouter:
+    router = APIRouter()
+
+    @router.put(ONE, status_code=201)
+    async def create(subscriptionId: str, resourceGroupName: str, networkWatcherName: str,
+                     packetCaptureName: str, request: Request, api_version: ApiVersion = None) -> JSONResponse:
+        version = _check_api_version(api_version)
+        capture = _capture_id(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
+        try:
+            body = await request.json()
+        except ValueError:
+            raise InvalidField("body", "(not JSON)", "the request body must be a JSON object") from None
+        resource = parse_body(body)
+        created = datetime.now(timezone.utc)
+        spec = build_spec(capture, resource.properties, capture_root, created)
+        record, is_new = registry.create(capture, resource.properties, spec.target.key, created)
+        if is_new:
+            try:
+                dispatcher.send_capture(spec, record.run_id, resource.properties, created)
+            except BrokerUnavailable as exc:
+                registry.delete(capture)
+                raise _unavailable(exc) from None
+        headers = {"Azure-AsyncOperation": _operation_url(request, capture, "operations", version)}
+        return JSONResponse(record.to_result().to_arm(), status_code=201, headers=headers)
+
+    @router.get(ONE)
+    def get(subscriptionId: str, resourceGroupName: str, networkWatcherName: str, packetCaptureName: str,
+            api_version: ApiVersion = None) -> JSONResponse:
+        _check_api_version(api_version)
+        capture = _capture_id(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
+        return JSONResponse(registry.get(capture).to_result().to_arm())
+
+    @router.get(CAPTURES)
+    def list_captures(subscriptionId: str, resourceGroupName: str, networkWatcherName: str,
+                      api_version: ApiVersion = None) -> JSONResponse:
+        _check_api_version(api_version)
+        watcher = _capture_id(subscriptionId, resourceGroupName, networkWatcherName, "x").watcher_path
+        result = PacketCaptureListResult(value=[record.to_result() for record in registry.list(watcher)])
+        return JSONResponse(result.to_arm())
+
+    @router.post(ONE + "/stop")
+    def stop(subscriptionId: str, resourceGroupName: str, networkWatcherName: str, packetCaptureName: str,
+             api_version: ApiVersion = None) -> Response:
+        _check_api_version(api_version)
+        capture = _capture_id(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
+        record = registry.get(capture)
+        if record.status in (PcStatus.NOT_STARTED, PcStatus.RUNNING):
+            try:
+                dispatcher.send_stop(capture, record.run_id, VirtualMachineId.parse(record.parameters.target))
+            except BrokerUnavailable as exc:
+                raise _unavailable(exc) from None
+            if record.status is PcStatus.NOT_STARTED:
+                registry.apply(StatusEvent(capture_id=capture.arm_id, run_id=record.run_id, status=PcStatus.STOPPED,
+                                           reported_at=datetime.now(timezone.utc),
+                                           stop_reason=StopReason.MANUALLY_STOPPED.value))
+        return JSONResponse({}, status_code=200)
+
+    @router.post(ONE + "/queryStatus")
+    def query_status(subscriptionId: str, resourceGroupName: str, networkWatcherName: str,
+                     packetCaptureName: str, api_version: ApiVersion = None) -> JSONResponse:
+        _check_api_version(api_version)
+        capture = _capture_id(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
+        return JSONResponse(registry.get(capture).to_status().to_arm())
+
+    @router.delete(ONE)
+    def delete(subscriptionId: str, resourceGroupName: str, networkWatcherName: str, packetCaptureName: str,
+               request: Request, api_version: ApiVersion = None) -> Response:
+        version = _check_api_version(api_version)
+        capture = _capture_id(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
+        record = registry.find(capture)
+        if record is None:
+            return Response(status_code=204)
+        if record.status in (PcStatus.NOT_STARTED, PcStatus.RUNNING):
+            try:
+                dispatcher.send_stop(capture, record.run_id, VirtualMachineId.parse(record.parameters.target))
+            except BrokerUnavailable as exc:
+                raise _unavailable(exc) from None
+        registry.delete(capture)
+        return Response(status_code=202,
+                        headers={"Location": _operation_url(request, capture, "operationResults", version)})
+
+    @router.get(WATCHER + "/operations/{operationId}")
+    def operation_status(subscriptionId: str, resourceGroupName: str, networkWatcherName: str,
+                         operationId: str, api_version: ApiVersion = None) -> JSONResponse:
+        _check_api_version(api_version)
+        return JSONResponse({"status": "Succeeded"})
+
+    @router.get(WATCHER + "/operationResults/{operationId}")
+    def operation_result(subscriptionId: str, resourceGroupName: str, networkWatcherName: str,
+                         operationId: str, api_version: ApiVersion = None) -> Response:
+        _check_api_version(api_version)
+        return Response(status_code=204)
+
+    return router

@@ -1,0 +1,119 @@
+"""Run the whole PacketWatch stack as real processes on this machine: the API under
+uvicorn, the control worker and one agent per lab VM, against the real broker."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from collections.abc import Iterator
+
+import httpx
+from kombu import Connection
+
+from lab.vms import LabVm
+from shared.broker import agent_queue_name
+
+START_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def temporary_vhost(base_url: str = "amqp://guest:guest@127.0.0.1:5672") -> Iterator[str]:
+    """A RabbitMQ virtual host of its own, removed afterwards: runs never see each other's queues."""
+    name = f"packetwatch-{secrets.token_hex(4)}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True, timeout=60)
+    try:
+        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+                       check=True, capture_output=True, timeout=60)
+        yield f"{base_url}/{name}"
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True, timeout=60)
+
+
+@dataclass
+class Stack:
+    broker_url: str
+    database_url: str
+    workdir: Path
+    capture_root: str = "/var/captures"
+    port: int = field(default_factory=free_port)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PACKETWATCH_BROKER_URL": self.broker_url,
+                "PACKETWATCH_DATABASE_URL": self.database_url, "PACKETWATCH_CAPTURE_ROOT": self.capture_root,
+                "PACKETWATCH_HEARTBEAT_SECONDS": "2"}
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen:
+        log = (self.workdir / f"{name}.log").open("ab")
+        process = subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=self.env(), stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes[name] = process
+        return process
+
+    def capture_dir(self, vm: LabVm) -> Path:
+        return self.workdir / "vms" / vm.netns
+
+    def start_api(self) -> None:
+        self.spawn("api", "serve", "--port", str(self.port))
+        self.spawn("control", "control", "run")
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise TimeoutError(f"the API did not answer within {START_TIMEOUT}s; see {self.workdir}/api.log")
+
+    def start_agent(self, vm: LabVm) -> None:
+        self.spawn(f"agent-{vm.netns}", "agent", "run", "--vm", vm.vm.arm_id, "--interface", vm.vm_if,
+                   "--netns", vm.netns, "--capture-dir", str(self.capture_dir(vm)))
+        self.wait_for_consumer(agent_queue_name(vm.vm))
+
+    def wait_for_consumer(self, queue: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        with Connection(self.broker_url) as conn:
+            while time.monotonic() < deadline:
+                try:
+                    channel = conn.channel()
+                    _, _, consumers = channel.queue_declare(queue, passive=True)
+                    channel.close()
+                    if consumers:
+                        return
+                except Exception:
+                    pass
+                time.sleep(0.2)
+        raise TimeoutError(f"no agent consumed {queue} within {START_TIMEOUT}s")
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+    def stop_all(self) -> None:
+        for name in [n for n in self.processes if n.startswith("agent-")] + ["api", "control"]:
+            self.stop(name)

@@ -1,0 +1,190 @@
+"""The ARM PacketCapture resource on the wire, as the 2026-01-01 spec defines it.
+
+Field names are ARM's camelCase; defaults and ranges are the spec's. These models hold
+what a client sent or what the API returns; the checks that need the deployment (the
+capture root, the filter grammar) live in shared.capture_spec.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+UINT32_MAX = 4294967295
+DEFAULT_TOTAL_BYTES_PER_SESSION = 1073741824
+MAX_TIME_LIMIT_SECONDS = 18000
+
+
+class PcProtocol(str, Enum):
+    TCP = "TCP"
+    UDP = "UDP"
+    ANY = "Any"
+
+
+class PcStatus(str, Enum):
+    NOT_STARTED = "NotStarted"
+    RUNNING = "Running"
+    STOPPED = "Stopped"
+    ERROR = "Error"
+    UNKNOWN = "Unknown"
+
+
+class PcError(str, Enum):
+    INTERNAL_ERROR = "InternalError"
+    AGENT_STOPPED = "AgentStopped"
+    CAPTURE_FAILED = "CaptureFailed"
+    LOCAL_FILE_FAILED = "LocalFileFailed"
+    STORAGE_FAILED = "StorageFailed"
+
+
+class TargetType(str, Enum):
+    AZURE_VM = "AzureVM"
+    AZURE_VMSS = "AzureVMSS"
+
+
+class ProvisioningState(str, Enum):
+    SUCCEEDED = "Succeeded"
+    UPDATING = "Updating"
+    DELETING = "Deleting"
+    FAILED = "Failed"
+
+
+class StopReason(str, Enum):
+    """Why a capture ended; ARM types stopReason as a free string, these are ours."""
+
+    TIME_EXCEEDED = "TimeExceeded"
+    BYTES_EXCEEDED = "TotalBytesPerSessionExceeded"
+    MANUALLY_STOPPED = "ManuallyStopped"
+    AGENT_SHUTDOWN = "AgentShutdown"
+
+
+class ArmModel(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    def to_arm(self) -> dict[str, Any]:
+        """JSON body as ARM returns it: camelCase, no nulls."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+UInt32 = Annotated[int, Field(ge=0, le=UINT32_MAX)]
+
+
+class PacketCaptureFilter(ArmModel):
+    protocol: PcProtocol = PcProtocol.ANY
+    local_ip_address: str | None = Field(default=None, alias="localIPAddress")
+    remote_ip_address: str | None = Field(default=None, alias="remoteIPAddress")
+    local_port: str | None = Field(default=None, alias="localPort")
+    remote_port: str | None = Field(default=None, alias="remotePort")
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_any_case(cls, value: object) -> object:
+        if isinstance(value, str):
+            for member in PcProtocol:
+                if member.value.lower() == value.lower():
+                    return member
+        return value
+
+
+class PacketCaptureStorageLocation(ArmModel):
+    storage_id: str | None = Field(default=None, alias="storageId")
+    storage_path: str | None = Field(default=None, alias="storagePath")
+    file_path: str | None = Field(default=None, alias="filePath")
+    local_path: str | None = Field(default=None, alias="localPath")
+
+
+class PacketCaptureSettings(ArmModel):
+    file_count: Annotated[int, Field(ge=0, le=10000)] = Field(default=10, alias="fileCount")
+    file_size_in_bytes: UInt32 = Field(default=104857600, alias="fileSizeInBytes")
+    session_time_limit_in_seconds: Annotated[int, Field(ge=0, le=604800)] = Field(
+        default=86400, alias="sessionTimeLimitInSeconds"
+    )
+
+
+class PacketCaptureMachineScope(ArmModel):
+    include: list[str] | None = None
+    exclude: list[str] | None = None
+
+
+class PacketCaptureParameters(ArmModel):
+    target: str
+    scope: PacketCaptureMachineScope | None = None
+    target_type: TargetType | None = Field(default=None, alias="targetType")
+    bytes_to_capture_per_packet: UInt32 = Field(default=0, alias="bytesToCapturePerPacket")
+    total_bytes_per_session: UInt32 = Field(
+        default=DEFAULT_TOTAL_BYTES_PER_SESSION, alias="totalBytesPerSession"
+    )
+    time_limit_in_seconds: Annotated[int, Field(ge=0, le=MAX_TIME_LIMIT_SECONDS)] = Field(
+        default=MAX_TIME_LIMIT_SECONDS, alias="timeLimitInSeconds"
+    )
+    storage_location: PacketCaptureStorageLocation = Field(alias="storageLocation")
+    filters: list[PacketCaptureFilter] = Field(default_factory=list)
+    continuous_capture: bool | None = Field(default=None, alias="continuousCapture")
+    capture_settings: PacketCaptureSettings | None = Field(default=None, alias="captureSettings")
+
+
+class PacketCapture(ArmModel):
+    """The body of PUT .../packetCaptures/{name}."""
+
+    properties: PacketCaptureParameters
+
+
+class PacketCaptureResultProperties(PacketCaptureParameters):
+    provisioning_state: ProvisioningState | None = Field(default=None, alias="provisioningState")
+
+
+class PacketCaptureResult(ArmModel):
+    name: str | None = None
+    id: str | None = None
+    etag: str | None = None
+    properties: PacketCaptureResultProperties | None = None
+
+
+class PacketCaptureListResult(ArmModel):
+    value: list[PacketCaptureResult] = Field(default_factory=list)
+
+
+def format_arm_time(value: datetime) -> str:
+    """UTC ISO-8601 with a Z, milliseconds only when there are any."""
+    value = value.astimezone(timezone.utc)
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond // 1000:03d}"
+    return text + "Z"
+
+
+class CaptureSummary(ArmModel):
+    """PacketWatch's own figures for a capture, shown beside ARM's status fields."""
+
+    packets: int = 0
+    bytes: int = 0
+    kernel_drops: int = Field(default=0, alias="kernelDrops")
+    file_paths: list[str] = Field(default_factory=list, alias="filePaths")
+    sha256: str | None = None
+
+
+class PacketCaptureQueryStatusResult(ArmModel):
+    name: str | None = None
+    id: str | None = None
+    capture_start_time: datetime | None = Field(default=None, alias="captureStartTime")
+    packet_capture_status: PcStatus | None = Field(default=None, alias="packetCaptureStatus")
+    stop_reason: str | None = Field(default=None, alias="stopReason")
+    packet_capture_error: list[PcError] | None = Field(default=None, alias="packetCaptureError")
+    summary: CaptureSummary | None = Field(default=None, alias="packetWatchSummary")
+
+    @field_serializer("capture_start_time")
+    def _serialize_time(self, value: datetime | None) -> str | None:
+        return format_arm_time(value) if value else None
+
+
+class ErrorDetails(ArmModel):
+    code: str
+    message: str
+    target: str | None = None
+
+
+class ErrorResponse(ArmModel):
+    error: ErrorDetails

@@ -1,0 +1,53 @@
+"""The broker side both front door and workers share: queue names and a Celery app set
+for durability (quorum queues, persistent messages, publisher confirms, late acks)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from celery import Celery
+from kombu import Queue
+
+from shared.resource_ids import VirtualMachineId
+
+CONTROL_QUEUE = "packetwatch.control"
+QUEUE_ARGUMENTS = {"x-queue-type": "quorum"}
+
+
+def agent_queue_name(vm: VirtualMachineId) -> str:
+    """One durable queue per VM; the digest keeps distinct VMs apart whatever their names."""
+    digest = hashlib.sha256(vm.key.encode()).hexdigest()[:12]
+    return f"packetwatch.agent.{vm.name.lower()}.{digest}"
+
+
+def durable_queue(name: str) -> Queue:
+    return Queue(name, routing_key=name, durable=True, queue_arguments=QUEUE_ARGUMENTS)
+
+
+def make_celery(name: str, broker_url: str) -> Celery:
+    app = Celery(name, broker=broker_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_default_delivery_mode="persistent",
+        task_create_missing_queues=True,
+        task_create_missing_queue_type="quorum",
+        task_default_queue=CONTROL_QUEUE,
+        task_default_queue_type="quorum",
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"confirm_publish": True},
+        task_publish_retry=True,
+        task_publish_retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+    )
+    return app
+
+
+def publish(app: Celery, task: str, payload: dict, queue: str) -> None:
+    """Send one task message to a durable queue, waiting for the broker's confirm."""
+    app.send_task(task, args=[payload], queue=durable_queue(queue), routing_key=queue)

@@ -1,0 +1,16 @@
+"""Configuration from the environment (PACKETWATCH_*), with defaults that run on one machine."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PACKETWATCH_")
+
+    broker_url: str = DEFAULT_BROKER_URL
+    database_url: str = "sqlite:///.packetwatch/registry.db"
+    capture_root: str = "/var/captures"
+    heartbeat_seconds: float = 10.0

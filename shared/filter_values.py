@@ -1,0 +1,132 @@
+"""Typed values of a packet-capture filter field: address sets and port sets.
+
+Grammar (ARM's, plus lists of ranges): an element is a single value, a range `a-b`
+or (addresses only) a CIDR `net/len`; a list joins elements with `;` or `,` (the portal
+writes `,`); one trailing separator is allowed, empty elements are not.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from shared.errors import InvalidField
+
+_SEPARATORS = re.compile(r"[;,]")
+_PORT = re.compile(r"\d{1,5}")
+MAX_ELEMENTS = 256
+
+
+def _elements(field: str, text: str) -> list[str]:
+    if not isinstance(text, str):
+        raise InvalidField(field, text, "must be a string")
+    body = text.strip()
+    if body.endswith((";", ",")):
+        body = body[:-1]
+    if not body:
+        raise InvalidField(field, text, "is empty")
+    parts = [part.strip() for part in _SEPARATORS.split(body)]
+    if any(not part for part in parts):
+        raise InvalidField(field, text, "has an empty list element")
+    if len(parts) > MAX_ELEMENTS:
+        raise InvalidField(field, text, f"has more than {MAX_ELEMENTS} list elements")
+    return parts
+
+
+def _merge(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return tuple(merged)
+
+
+@dataclass(frozen=True)
+class PortSet:
+    """Inclusive port ranges, sorted and merged."""
+
+    ranges: tuple[tuple[int, int], ...]
+
+    def __contains__(self, port: int) -> bool:
+        return any(lo <= port <= hi for lo, hi in self.ranges)
+
+
+@dataclass(frozen=True)
+class AddressSet:
+    """Inclusive address ranges per IP version, as integers, sorted and merged."""
+
+    v4: tuple[tuple[int, int], ...] = ()
+    v6: tuple[tuple[int, int], ...] = ()
+
+    def __contains__(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        ranges = self.v4 if address.version == 4 else self.v6
+        value = int(address)
+        return any(lo <= value <= hi for lo, hi in ranges)
+
+    def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The smallest list of CIDR blocks that covers exactly this set."""
+        blocks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for cls, ranges in ((ipaddress.IPv4Address, self.v4), (ipaddress.IPv6Address, self.v6)):
+            for lo, hi in ranges:
+                blocks.extend(ipaddress.summarize_address_range(cls(lo), cls(hi)))
+        return blocks
+
+    @classmethod
+    def of(cls, addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> "AddressSet":
+        v4 = [(int(a), int(a)) for a in addresses if a.version == 4]
+        v6 = [(int(a), int(a)) for a in addresses if a.version == 6]
+        return cls(_merge(v4), _merge(v6))
+
+
+def parse_port(field: str, text: str, element: str) -> int:
+    if not _PORT.fullmatch(element):
+        raise InvalidField(field, text, f"{element!r} is not a port number")
+    port = int(element)
+    if port > 65535:
+        raise InvalidField(field, text, f"port {port} is above 65535")
+    return port
+
+
+def parse_ports(field: str, text: str) -> PortSet:
+    ranges = []
+    for element in _elements(field, text):
+        lo_text, dash, hi_text = element.partition("-")
+        lo = parse_port(field, text, lo_text.strip())
+        hi = parse_port(field, text, hi_text.strip()) if dash else lo
+        if lo > hi:
+            raise InvalidField(field, text, f"range start {lo} is greater than range end {hi}")
+        ranges.append((lo, hi))
+    return PortSet(_merge(ranges))
+
+
+def _address(field: str, text: str, element: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(element)
+    except ValueError:
+        raise InvalidField(field, text, f"{element!r} is not an IPv4 or IPv6 address") from None
+
+
+def parse_addresses(field: str, text: str) -> AddressSet:
+    v4: list[tuple[int, int]] = []
+    v6: list[tuple[int, int]] = []
+    for element in _elements(field, text):
+        if "/" in element:
+            try:
+                net = ipaddress.ip_network(element, strict=True)
+            except ValueError as exc:
+                raise InvalidField(field, text, f"{element!r} is not a network: {exc}") from None
+            lo, hi, version = int(net.network_address), int(net.broadcast_address), net.version
+        else:
+            lo_text, dash, hi_text = element.partition("-")
+            start = _address(field, text, lo_text.strip())
+            end = _address(field, text, hi_text.strip()) if dash else start
+            if start.version != end.version:
+                raise InvalidField(field, text, f"range {element!r} mixes IPv4 and IPv6")
+            if int(start) > int(end):
+                raise InvalidField(field, text, f"range start {start} is greater than range end {end}")
+            lo, hi, version = int(start), int(end), start.version
+        (v4 if version == 4 else v6).append((lo, hi))
+    return AddressSet(_merge(v4), _merge(v6))

@@ -1,0 +1,53 @@
+"""The messages that cross the broker between functions/ and workers/: task names and
+payloads, defined once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from pydantic import BaseModel, Field
+
+from shared.arm import CaptureSummary, PacketCaptureParameters, PcError, PcStatus
+
+
+class TaskName(str, Enum):
+    CAPTURE = "packetwatch.agent.capture"
+    STOP = "packetwatch.agent.stop"
+    STATUS = "packetwatch.control.status"
+    HEARTBEAT = "packetwatch.control.heartbeat"
+
+
+class CaptureRequest(BaseModel):
+    capture_id: str
+    run_id: str
+    target: str
+    parameters: PacketCaptureParameters
+    relative_file_path: str
+    requested_at: datetime
+
+
+class StopRequest(BaseModel):
+    capture_id: str
+    run_id: str
+    requested_at: datetime
+
+
+class StatusEvent(BaseModel):
+    capture_id: str
+    run_id: str
+    status: PcStatus
+    reported_at: datetime
+    capture_start_time: datetime | None = None
+    stop_reason: str | None = None
+    errors: list[PcError] = Field(default_factory=list)
+    error_message: str | None = None
+    summary: CaptureSummary | None = None
+
+
+class Heartbeat(BaseModel):
+    vm_id: str
+    version: str
+    hostname: str
+    reported_at: datetime
+    running: list[str] = Field(default_factory=list)

@@ -1,0 +1,53 @@
+"""Where capture files live: Azure's blob path (DESIGN.md §6) and the agent's local paths."""
+
+from __future__ import annotations
+
+import posixpath
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+
+from shared.errors import InvalidField
+from shared.resource_ids import CaptureId, VirtualMachineId
+
+BLOB_CONTAINER = "network-watcher-logs"
+CAPTURE_SUFFIX = ".cap"
+
+
+def capture_file_name(created: datetime) -> str:
+    """`packetcapture_{HH}_{MM}_{SS}_{mmm}.cap` in UTC, as Network Watcher names its files."""
+    t = created.astimezone(timezone.utc)
+    return f"packetcapture_{t:%H}_{t:%M}_{t:%S}_{t.microsecond // 1000:03d}{CAPTURE_SUFFIX}"
+
+
+def blob_path(vm: VirtualMachineId, created: datetime) -> str:
+    t = created.astimezone(timezone.utc)
+    return (
+        f"subscriptions/{vm.subscription}/resourcegroups/{vm.resource_group}/providers/"
+        f"microsoft.compute/virtualmachines/{vm.name}/{t:%Y}/{t:%m}/{t:%d}/"
+    ).lower() + capture_file_name(t)
+
+
+def spool_relative_path(capture: CaptureId, created: datetime) -> str:
+    """Where a capture with no filePath is written under the capture root before upload."""
+    return "/".join([".spool", capture.subscription, capture.resource_group, capture.network_watcher,
+                     capture.name, capture_file_name(created)]).lower()
+
+
+def relative_capture_path(file_path: str, capture_root: str, field: str = "storageLocation.filePath") -> str:
+    """Confine a user's filePath to the capture root; returns the path relative to it."""
+    if not isinstance(file_path, str) or "\x00" in file_path or "\\" in file_path:
+        raise InvalidField(field, file_path, f"must be an absolute path under {capture_root}")
+    if not file_path.startswith("/"):
+        raise InvalidField(field, file_path, f"must be an absolute path under {capture_root}")
+    if ".." in PurePosixPath(file_path).parts:
+        raise InvalidField(field, file_path, "must not contain '..'")
+    if not file_path.endswith(CAPTURE_SUFFIX) or file_path.endswith("/" + CAPTURE_SUFFIX):
+        raise InvalidField(field, file_path, f"must name a file ending in {CAPTURE_SUFFIX}")
+    normal = posixpath.normpath(file_path)
+    root = posixpath.normpath(capture_root)
+    if posixpath.commonpath([normal, root]) != root or normal == root:
+        raise InvalidField(field, file_path, f"must be under the capture root {capture_root}")
+    relative = posixpath.relpath(normal, root)
+    if relative.split("/")[0] == ".spool":
+        raise InvalidField(field, file_path, "must not be inside the agent's spool folder")
+    return relative

@@ -1,0 +1,200 @@
+"""The capture agent: a Celery worker that consumes only its own VM's queue.
+
+Start and stop tasks are short: a capture runs on a thread of its own, so a stop request
+is taken while captures run. A journal on disk remembers which captures were started, so
+a redelivered request never runs a capture twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from celery import Celery
+from celery.signals import worker_shutting_down
+
+from shared.arm import CaptureSummary, PcError, PcStatus, StopReason
+from shared.bpf import compile_filters
+from shared.broker import CONTROL_QUEUE, agent_queue_name, durable_queue, make_celery, publish
+from shared.errors import InvalidField
+from shared.filter_values import AddressSet
+from shared.filters import parse_filters
+from shared.messages import CaptureRequest, Heartbeat, StatusEvent, StopRequest, TaskName
+from shared.resource_ids import VirtualMachineId
+from shared.version import VERSION
+from workers.capture_engine import interface_addresses
+from workers.capture_session import SessionLimits, StopSignal, run_session
+from workers.journal import Journal
+from workers.local_paths import resolve_capture_path
+
+log = logging.getLogger("packetwatch.agent")
+MAX_CONCURRENT_CAPTURES = 16
+SHUTDOWN_GRACE_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    vm: VirtualMachineId
+    interface: str
+    netns: str | None
+    capture_dir: Path
+    broker_url: str
+    heartbeat_seconds: float = 10.0
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _event(request: CaptureRequest, status: PcStatus, **fields: object) -> StatusEvent:
+    return StatusEvent(capture_id=request.capture_id, run_id=request.run_id, status=status, reported_at=_now(),
+                       **fields)
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.queue = agent_queue_name(config.vm)
+        self.app = make_celery("packetwatch-agent", config.broker_url)
+        self.app.conf.task_queues = [durable_queue(self.queue)]
+        self.journal = Journal(config.capture_dir / ".agent" / "journal")
+        self.lock = threading.Lock()
+        self.running: dict[str, tuple[StopSignal, threading.Thread]] = {}
+        self.stopped_early: set[str] = set()
+        self.closing = threading.Event()
+        self._register_tasks(self.app)
+
+    # -- messages out -------------------------------------------------------------------
+    def report(self, event: StatusEvent) -> None:
+        publish(self.app, TaskName.STATUS.value, event.model_dump(mode="json"), CONTROL_QUEUE)
+
+    def heartbeat(self) -> None:
+        with self.lock:
+            running = sorted(self.running)
+        beat = Heartbeat(vm_id=self.config.vm.arm_id, version=VERSION, hostname=socket.gethostname(),
+                         reported_at=_now(), running=running)
+        publish(self.app, TaskName.HEARTBEAT.value, beat.model_dump(mode="json"), CONTROL_QUEUE)
+
+    def _heartbeat_loop(self) -> None:
+        while not self.closing.wait(self.config.heartbeat_seconds):
+            try:
+                self.heartbeat()
+            except Exception:  # the broker may be away; the next beat tries again
+                log.warning("heartbeat not sent", exc_info=True)
+
+    # -- tasks --------------------------------------------------------------------------
+    def _register_tasks(self, app: Celery) -> None:
+        @app.task(name=TaskName.CAPTURE.value)
+        def capture(payload: dict) -> None:
+            self.start_capture(CaptureRequest.model_validate(payload))
+
+        @app.task(name=TaskName.STOP.value)
+        def stop(payload: dict) -> None:
+            self.stop_capture(StopRequest.model_validate(payload))
+
+    def start_capture(self, request: CaptureRequest) -> None:
+        key = request.run_id
+        if VirtualMachineId.parse(request.target) != self.config.vm:
+            log.error("capture %s is for %s, not this VM; ignored", request.capture_id, request.target)
+            return
+        if not self.journal.begin(key):
+            if not self.journal.finished(key):
+                self._fail(request, PcError.AGENT_STOPPED, "the agent stopped during this capture")
+            return
+        with self.lock:
+            if key in self.stopped_early:
+                self.stopped_early.discard(key)
+                self.journal.finish(key)
+                self.report(_event(request, PcStatus.STOPPED, stop_reason=StopReason.MANUALLY_STOPPED.value))
+                return
+            if len(self.running) >= MAX_CONCURRENT_CAPTURES:
+                self.journal.finish(key)
+                self._fail(request, PcError.CAPTURE_FAILED,
+                           f"this agent already runs {MAX_CONCURRENT_CAPTURES} captures")
+                return
+            signal = StopSignal()
+            thread = threading.Thread(target=self._run, args=(key, request, signal), name=f"capture-{key[-40:]}",
+                                      daemon=True)
+            self.running[key] = (signal, thread)
+        thread.start()
+
+    def stop_capture(self, request: StopRequest) -> None:
+        key = request.run_id
+        with self.lock:
+            entry = self.running.get(key)
+            if entry is None:
+                if not self.journal.finished(key):
+                    self.stopped_early.add(key)
+                return
+        entry[0].set(StopReason.MANUALLY_STOPPED)
+
+    def shutdown(self) -> None:
+        """End every running capture cleanly (AgentShutdown) and wait for their reports."""
+        self.closing.set()
+        with self.lock:
+            entries = list(self.running.values())
+        for signal, _ in entries:
+            signal.set(StopReason.AGENT_SHUTDOWN)
+        for _, thread in entries:
+            thread.join(SHUTDOWN_GRACE_SECONDS)
+
+    # -- the capture thread -------------------------------------------------------------
+    def _fail(self, request: CaptureRequest, error: PcError, message: str) -> None:
+        self.report(_event(request, PcStatus.ERROR, errors=[error], error_message=message))
+
+    def _run(self, key: str, request: CaptureRequest, signal: StopSignal) -> None:
+        try:
+            self._capture(request, signal)
+        except InvalidField as exc:
+            self._fail(request, PcError.CAPTURE_FAILED, str(exc))
+        except OSError as exc:
+            self._fail(request, PcError.LOCAL_FILE_FAILED if isinstance(exc, PermissionError)
+                       else PcError.CAPTURE_FAILED, str(exc))
+        except Exception as exc:
+            log.exception("capture %s failed", request.capture_id)
+            self._fail(request, PcError.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+        finally:
+            self.journal.finish(key)
+            with self.lock:
+                self.running.pop(key, None)
+
+    def _capture(self, request: CaptureRequest, signal: StopSignal) -> None:
+        params = request.parameters
+        specs = parse_filters(params.filters, "properties.filters")
+        vm_addresses = AddressSet.of(interface_addresses(self.config.interface, self.config.netns))
+        program = compile_filters(specs, vm_addresses, params.bytes_to_capture_per_packet)
+        path = resolve_capture_path(self.config.capture_dir, request.relative_file_path)
+        limits = SessionLimits(
+            snaplen=params.bytes_to_capture_per_packet,
+            byte_limit=params.total_bytes_per_session or 0xFFFFFFFF,
+            seconds=params.time_limit_in_seconds or 18000,
+        )
+
+        def on_running(started: datetime) -> None:
+            self.report(_event(request, PcStatus.RUNNING, capture_start_time=started))
+
+        outcome = run_session(self.config.interface, self.config.netns, program, limits, path, signal, on_running)
+        summary = CaptureSummary(packets=outcome.packets, bytes=outcome.file_bytes,
+                                 kernel_drops=outcome.kernel_drops, file_paths=[str(outcome.path)],
+                                 sha256=outcome.sha256)
+        self.report(_event(request, PcStatus.STOPPED, capture_start_time=outcome.started,
+                           stop_reason=outcome.stop_reason.value, summary=summary))
+
+    # -- running the worker -------------------------------------------------------------
+    def run(self, concurrency: int = 4) -> None:
+        worker_shutting_down.connect(lambda **_: self.shutdown(), weak=False)
+        beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        try:
+            self.heartbeat()
+        except Exception:
+            log.warning("first heartbeat not sent", exc_info=True)
+        beat.start()
+        self.app.worker_main([
+            "worker", "--pool", "threads", "--concurrency", str(concurrency), "--queues", self.queue,
+            "--hostname", f"agent-{self.config.vm.name.lower()}@{socket.gethostname()}",
+            "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+        ])

@@ -1,0 +1,96 @@
+"""One capture session: open the engine, feed the sink, stop on the first limit reached."""
+
+from __future__ import annotations
+
+import hashlib
+import select
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from shared.arm import StopReason
+from shared.bpf import BpfProgram
+from workers.capture_engine import READ_TIMEOUT_MS, LiveCapture
+from workers.pcap_sink import PcapFileSink
+
+POLL_SECONDS = 0.2
+
+
+@dataclass
+class StopSignal:
+    """Set from another thread to end a session; carries why."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+    reason: StopReason = StopReason.MANUALLY_STOPPED
+
+    def set(self, reason: StopReason) -> None:
+        if not self.event.is_set():
+            self.reason = reason
+            self.event.set()
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    snaplen: int
+    byte_limit: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SessionOutcome:
+    started: datetime
+    ended: datetime
+    stop_reason: StopReason
+    packets: int
+    file_bytes: int
+    kernel_drops: int
+    path: Path
+    sha256: str
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_session(interface: str, netns: str | None, program: BpfProgram, limits: SessionLimits, path: Path,
+                stop: StopSignal, on_running=None) -> SessionOutcome:  # type: ignore[no-untyped-def]
+    source = LiveCapture(interface, program, limits.snaplen, netns)
+    try:
+        sink = PcapFileSink(source, path, limits.byte_limit)
+        try:
+            started = datetime.now(timezone.utc)
+            deadline = time.monotonic() + limits.seconds
+            if on_running is not None:
+                on_running(started)
+            reason = _pump(source, sink, stop, deadline)
+            if reason is not StopReason.BYTES_EXCEEDED:
+                select.select([source.fd], [], [], READ_TIMEOUT_MS * 1.5 / 1000)
+                sink.drain(source)
+                if sink.full:
+                    reason = StopReason.BYTES_EXCEEDED if reason is StopReason.TIME_EXCEEDED else reason
+            ended = datetime.now(timezone.utc)
+            drops = source.counters().dropped
+        finally:
+            sink.close()
+    finally:
+        source.close()
+    return SessionOutcome(started, ended, reason, sink.packets, path.stat().st_size, drops, path, _sha256(path))
+
+
+def _pump(source: LiveCapture, sink: PcapFileSink, stop: StopSignal, deadline: float) -> StopReason:
+    while True:
+        if stop.event.is_set():
+            return stop.reason
+        if sink.full:
+            return StopReason.BYTES_EXCEEDED
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return StopReason.TIME_EXCEEDED
+        select.select([source.fd], [], [], min(POLL_SECONDS, left))
+        sink.drain(source)
