@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := tshark tcpdump tcpreplay libpcap0.8 iproute2 procps
+APT_PACKAGES := tshark tcpdump tcpreplay libpcap0.8 iproute2 procps systemd
 
 .PHONY: setup system-packages broker demo test bench clean
 

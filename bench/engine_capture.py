@@ -1,0 +1,38 @@
+"""Run the agent's capture engine alone, as its own process, for the benchmark:
+`python -m bench.engine_capture --netns NS --interface IF --filters JSON --out FILE`.
+Stops on SIGTERM and prints its outcome as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+from pathlib import Path
+
+from shared.arm import PacketCaptureFilter, StopReason
+from shared.bpf import compile_filters
+from shared.filter_values import AddressSet
+from shared.filters import parse_filters
+from workers.capture_engine import interface_addresses
+from workers.capture_session import SessionLimits, StopSignal, run_session
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--netns", required=True)
+    parser.add_argument("--interface", required=True)
+    parser.add_argument("--filters", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    specs = parse_filters([PacketCaptureFilter.model_validate(f) for f in json.loads(args.filters)])
+    program = compile_filters(specs, AddressSet.of(interface_addresses(args.interface, args.netns)))
+    stop = StopSignal()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set(StopReason.MANUALLY_STOPPED))
+    outcome = run_session(args.interface, args.netns, program, SessionLimits(0, 0xFFFFFFFF, 600), Path(args.out),
+                          stop, lambda _: print("running", flush=True))
+    print(json.dumps({"packets": outcome.packets, "drops": outcome.kernel_drops, "bytes": outcome.file_bytes,
+                      "expression": program.expression}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

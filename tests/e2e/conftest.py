@@ -1,0 +1,52 @@
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lab.arm_client import ArmClient
+from lab.stack import Stack
+from lab.vms import LabVm, create_vms, remove_vms
+
+
+@dataclass
+class Lab:
+    stack: Stack
+    client: ArmClient
+    vm1: LabVm
+    vm2: LabVm
+
+
+@pytest.fixture(scope="session")
+def lab(broker_url, tmp_path_factory) -> Iterator[Lab]:
+    """Two netns VMs with an agent each, the control worker and the API, as real processes."""
+    workdir = tmp_path_factory.mktemp("stack")
+    vms = create_vms(2)
+    stack = Stack(broker_url, f"sqlite:///{workdir}/registry.db", workdir)
+    try:
+        stack.start_api()
+        for vm in vms:
+            stack.start_agent(vm)
+        yield Lab(stack, ArmClient(stack.api_url), *vms)
+    finally:
+        stack.stop_all()
+        remove_vms(vms)
+
+
+def tshark_records(path: Path) -> list[tuple]:
+    """(protocol, src, dst, sport, dport, frame length, captured length) per packet, read by tshark."""
+    fields = ["ip.src", "ip.dst", "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport", "frame.len",
+              "frame.cap_len"]
+    command = [shutil.which("tshark") or "tshark", "-n", "-r", str(path), "-T", "fields", "-E", "separator=,"]
+    for field in fields:
+        command += ["-e", field]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+    records = []
+    for line in output.splitlines():
+        src, dst, tsport, tdport, usport, udport, length, caplen = line.split(",")
+        protocol = "TCP" if tsport else "UDP" if usport else "other"
+        records.append((protocol, src, dst, int(tsport or usport or 0), int(tdport or udport or 0), int(length),
+                        int(caplen)))
+    return records
