@@ -174,6 +174,7 @@ class PacketCaptureQueryStatusResult(ArmModel):
     stop_reason: str | None = Field(default=None, alias="stopReason")
     packet_capture_error: list[PcError] | None = Field(default=None, alias="packetCaptureError")
     summary: CaptureSummary | None = Field(default=None, alias="packetWatchSummary")
+    error_message: str | None = Field(default=None, alias="packetWatchErrorMessage")
 
     @field_serializer("capture_start_time")
     def _serialize_time(self, value: datetime | None) -> str | None:

@@ -99,7 +99,7 @@ class CaptureRecord:
         return PacketCaptureQueryStatusResult(
             name=self.capture.name, id=self.capture.arm_id, capture_start_time=self.capture_start_time,
             packet_capture_status=self.status, stop_reason=self.stop_reason,
-            packet_capture_error=self.errors, summary=self.summary,
+            packet_capture_error=self.errors, summary=self.summary, error_message=self.error_message,
         )
 
 

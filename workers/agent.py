@@ -26,10 +26,11 @@ from shared.filters import parse_filters
 from shared.messages import CaptureRequest, Heartbeat, StatusEvent, StopRequest, TaskName
 from shared.resource_ids import VirtualMachineId
 from shared.version import VERSION
-from workers.capture_engine import interface_addresses
+from workers.capture_engine import CaptureOpenError, interface_addresses
 from workers.capture_session import SessionLimits, StopSignal, run_session
 from workers.journal import Journal
-from workers.local_paths import resolve_capture_path
+from workers.local_paths import CapturePathRefused, resolve_capture_path
+from workers.pcap_sink import SinkOpenError
 
 log = logging.getLogger("packetwatch.agent")
 MAX_CONCURRENT_CAPTURES = 16
@@ -149,11 +150,10 @@ class Agent:
     def _run(self, key: str, request: CaptureRequest, signal: StopSignal) -> None:
         try:
             self._capture(request, signal)
-        except InvalidField as exc:
+        except (CapturePathRefused, SinkOpenError, PermissionError) as exc:
+            self._fail(request, PcError.LOCAL_FILE_FAILED, str(exc))
+        except (CaptureOpenError, InvalidField) as exc:
             self._fail(request, PcError.CAPTURE_FAILED, str(exc))
-        except OSError as exc:
-            self._fail(request, PcError.LOCAL_FILE_FAILED if isinstance(exc, PermissionError)
-                       else PcError.CAPTURE_FAILED, str(exc))
         except Exception as exc:
             log.exception("capture %s failed", request.capture_id)
             self._fail(request, PcError.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")

@@ -147,3 +147,20 @@ def _wait_for_runs(registry: Registry, vm, runs: set[str], timeout: float = 20.0
             return True
         time.sleep(0.2)
     return False
+
+
+def test_a_capture_that_would_overwrite_a_file_ends_in_error_and_the_file_is_untouched(lab):
+    first = _capture(lab, "first")
+    _start(lab, first, lab.vm1, "same.cap", timeLimitInSeconds=60)
+    lab.client.stop(first)
+    kept = Path(lab.client.wait_for(first, "Stopped", timeout=15)["packetWatchSummary"]["filePaths"][0])
+    before = kept.read_bytes()
+    second = _capture(lab, "second")
+    response = lab.client.create(second, {"target": lab.vm1.vm.arm_id, "timeLimitInSeconds": 60,
+                                          "storageLocation": {"filePath": "/var/captures/e2e/same.cap"}})
+    assert response.status_code == 201
+    status = lab.client.wait_for(second, "Error", "Stopped", timeout=15)
+    assert status["packetCaptureStatus"] == "Error"
+    assert status["packetCaptureError"] == ["LocalFileFailed"]
+    assert "already exists" in status["packetWatchErrorMessage"]
+    assert kept.read_bytes() == before
