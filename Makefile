@@ -31,7 +31,8 @@ test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: setup
-	$(PY) -m bench.run
+	$(PY) -m bench.capture
+	$(PY) -m bench.alerts
 
 clean:
 	rm -rf $(VENV) .packetwatch

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from functions.alert_routes import build_alert_router
+from functions.alert_service import AlertService
 from functions.arm_errors import install_error_handlers
 from functions.arm_routes import build_router
+from functions.capture_service import CaptureService
 from functions.dispatch import Dispatcher
+from shared.alert_config import load_alert_config
 from shared.config import Settings
 from shared.registry import Registry
 from shared.version import VERSION
@@ -18,7 +22,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = Registry.from_url(settings.database_url)
     app.state.registry = registry
     install_error_handlers(app)
-    app.include_router(build_router(registry, Dispatcher(settings.broker_url), settings.capture_root))
+    service = CaptureService(registry, Dispatcher(settings.broker_url), settings.capture_root)
+    app.include_router(build_router(service))
+    alert_config = load_alert_config(settings.alert_config, settings.capture_root, settings.function_key_list)
+    app.include_router(build_alert_router(AlertService(alert_config, service)))
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:

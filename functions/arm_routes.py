@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timezone
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from functions.arm_errors import ArmError
-from functions.dispatch import BrokerUnavailable, Dispatcher
-from shared.arm import PacketCaptureListResult, PcStatus, StopReason
-from shared.capture_spec import build_spec, parse_body
+from functions.capture_service import CaptureService
+from functions.dispatch import BrokerUnavailable
+from shared.arm import PacketCaptureListResult
+from shared.capture_spec import parse_body
 from shared.errors import InvalidField
-from shared.messages import StatusEvent
-from shared.registry import Registry
-from shared.resource_ids import CaptureId, VirtualMachineId, validate_name
+from shared.resource_ids import CaptureId, validate_name
 
 WATCHER = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Network"
            "/networkWatchers/{networkWatcherName}")
@@ -55,8 +53,9 @@ def _unavailable(exc: BrokerUnavailable) -> ArmError:
                     headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
-def build_router(registry: Registry, dispatcher: Dispatcher, capture_root: str) -> APIRouter:
+def build_router(service: CaptureService) -> APIRouter:
     router = APIRouter()
+    registry = service.registry
 
     @router.put(ONE, status_code=201)
     async def create(subscriptionId: str, resourceGroupName: str, networkWatcherName: str,
@@ -68,15 +67,10 @@ def build_router(registry: Registry, dispatcher: Dispatcher, capture_root: str) 
         except ValueError:
             raise InvalidField("body", "(not JSON)", "the request body must be a JSON object") from None
         resource = parse_body(body)
-        created = datetime.now(timezone.utc)
-        spec = build_spec(capture, resource.properties, capture_root, created)
-        record, is_new = registry.create(capture, resource.properties, spec.target.key, created)
-        if is_new:
-            try:
-                dispatcher.send_capture(spec, record.run_id, resource.properties, created)
-            except BrokerUnavailable as exc:
-                registry.delete(capture)
-                raise _unavailable(exc) from None
+        try:
+            record, _ = service.create(capture, resource.properties)
+        except BrokerUnavailable as exc:
+            raise _unavailable(exc) from None
         headers = {"Azure-AsyncOperation": _operation_url(request, capture, "operations", version)}
         return JSONResponse(record.to_result().to_arm(), status_code=201, headers=headers)
 
@@ -100,16 +94,10 @@ def build_router(registry: Registry, dispatcher: Dispatcher, capture_root: str) 
              api_version: ApiVersion = None) -> Response:
         _check_api_version(api_version)
         capture = _capture_id(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
-        record = registry.get(capture)
-        if record.status in (PcStatus.NOT_STARTED, PcStatus.RUNNING):
-            try:
-                dispatcher.send_stop(capture, record.run_id, VirtualMachineId.parse(record.parameters.target))
-            except BrokerUnavailable as exc:
-                raise _unavailable(exc) from None
-            if record.status is PcStatus.NOT_STARTED:
-                registry.apply(StatusEvent(capture_id=capture.arm_id, run_id=record.run_id, status=PcStatus.STOPPED,
-                                           reported_at=datetime.now(timezone.utc),
-                                           stop_reason=StopReason.MANUALLY_STOPPED.value))
+        try:
+            service.stop(registry.get(capture))
+        except BrokerUnavailable as exc:
+            raise _unavailable(exc) from None
         return JSONResponse({}, status_code=200)
 
     @router.post(ONE + "/queryStatus")
@@ -127,11 +115,10 @@ def build_router(registry: Registry, dispatcher: Dispatcher, capture_root: str) 
         record = registry.find(capture)
         if record is None:
             return Response(status_code=204)
-        if record.status in (PcStatus.NOT_STARTED, PcStatus.RUNNING):
-            try:
-                dispatcher.send_stop(capture, record.run_id, VirtualMachineId.parse(record.parameters.target))
-            except BrokerUnavailable as exc:
-                raise _unavailable(exc) from None
+        try:
+            service.stop(record)
+        except BrokerUnavailable as exc:
+            raise _unavailable(exc) from None
         registry.delete(capture)
         return Response(status_code=202,
                         headers={"Location": _operation_url(request, capture, "operationResults", version)})

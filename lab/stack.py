@@ -50,6 +50,7 @@ class Stack:
     workdir: Path
     capture_root: str = "/var/captures"
     port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -59,7 +60,7 @@ class Stack:
     def env(self) -> dict[str, str]:
         return {**os.environ, "PACKETWATCH_BROKER_URL": self.broker_url,
                 "PACKETWATCH_DATABASE_URL": self.database_url, "PACKETWATCH_CAPTURE_ROOT": self.capture_root,
-                "PACKETWATCH_HEARTBEAT_SECONDS": "2"}
+                "PACKETWATCH_HEARTBEAT_SECONDS": "2", **self.extra_env}
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen:
         log = (self.workdir / f"{name}.log").open("ab")

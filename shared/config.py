@@ -14,3 +14,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///.packetwatch/registry.db"
     capture_root: str = "/var/captures"
     heartbeat_seconds: float = 10.0
+    alert_config: str | None = None
+    function_keys: str = ""
+
+    @property
+    def function_key_list(self) -> list[str]:
+        return [key.strip() for key in self.function_keys.split(",") if key.strip()]

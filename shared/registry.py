@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import (
-    Column, DateTime, Integer, MetaData, String, Table, Text, create_engine, delete, insert, select, update,
+    Column, DateTime, Integer, MetaData, String, Table, Text, create_engine, delete, event, insert, select, update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -60,6 +60,14 @@ agents = Table(
     Column("hostname", String(255), nullable=False),
     Column("last_seen", DateTime(timezone=True), nullable=False),
     Column("running", Text, nullable=False, default="[]"),
+)
+
+alert_captures = Table(
+    "alert_captures", metadata,
+    Column("vm_key", String(512), primary_key=True),
+    Column("rule_key", String(255), primary_key=True),
+    Column("capture_key", String(512), nullable=False),
+    Column("capture_id", String(512), nullable=False),
 )
 
 
@@ -133,10 +141,21 @@ def make_engine(database_url: str) -> Engine:
         folder = os.path.dirname(database_url.removeprefix("sqlite:///"))
         if folder:
             os.makedirs(folder, exist_ok=True)
-    connect_args = {"timeout": 30} if database_url.startswith("sqlite") else {}
-    engine = create_engine(database_url, connect_args=connect_args, pool_pre_ping=True)
+    is_sqlite = database_url.startswith("sqlite")
+    engine = create_engine(database_url, connect_args={"timeout": 30} if is_sqlite else {}, pool_size=16,
+                           max_overflow=32, pool_pre_ping=not is_sqlite)
+    if is_sqlite:
+        event.listen(engine, "connect", _sqlite_wal)
     metadata.create_all(engine)
     return engine
+
+
+def _sqlite_wal(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    """WAL lets readers go on while one process writes: no lock waits for the many readers."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 class Registry:
@@ -236,3 +255,39 @@ class Registry:
             rows = conn.execute(select(agents).order_by(agents.c.vm_key)).all()
         return [AgentRecord(row.vm_id, row.version, row.hostname, _utc(row.last_seen),  # type: ignore[arg-type]
                             json.loads(row.running)) for row in rows]
+
+    # -- alert-started captures: at most one per (VM, alert rule) -------------------------
+    def alert_capture(self, vm_key: str, rule_key: str) -> CaptureId | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(alert_captures.c.capture_id).where(
+                alert_captures.c.vm_key == vm_key, alert_captures.c.rule_key == rule_key)).first()
+        return CaptureId.parse(row.capture_id) if row else None
+
+    def alert_capture_status(self, vm_key: str, rule_key: str) -> tuple[CaptureId, PcStatus | None] | None:
+        """The capture holding (VM, rule) and its status (None when it is gone), in one query."""
+        query = (select(alert_captures.c.capture_id, captures.c.status)
+                 .select_from(alert_captures.outerjoin(captures, captures.c.key == alert_captures.c.capture_key))
+                 .where(alert_captures.c.vm_key == vm_key, alert_captures.c.rule_key == rule_key))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return CaptureId.parse(row.capture_id), PcStatus(row.status) if row.status else None
+
+    def claim_alert_capture(self, vm_key: str, rule_key: str, capture: CaptureId) -> CaptureId | None:
+        """Claim (VM, rule) for `capture`: None when claimed, else the capture that holds it."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(alert_captures).values(vm_key=vm_key, rule_key=rule_key, capture_key=capture.key,
+                                                           capture_id=capture.arm_id))
+            return None
+        except IntegrityError:
+            holder = self.alert_capture(vm_key, rule_key)
+            return holder if holder is not None else self.claim_alert_capture(vm_key, rule_key, capture)
+
+    def release_alert_capture(self, vm_key: str, rule_key: str, capture: CaptureId) -> None:
+        """Release (VM, rule) if `capture` still holds it."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(alert_captures).where(alert_captures.c.vm_key == vm_key,
+                                                      alert_captures.c.rule_key == rule_key,
+                                                      alert_captures.c.capture_key == capture.key))

@@ -1,3 +1,4 @@
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -19,12 +20,19 @@ class Lab:
     vm2: LabVm
 
 
+FUNCTION_KEY = "e2e-function-key"
+
+
 @pytest.fixture(scope="session")
 def lab(broker_url, tmp_path_factory) -> Iterator[Lab]:
     """Two netns VMs with an agent each, the control worker and the API, as real processes."""
     workdir = tmp_path_factory.mktemp("stack")
+    alert_config = workdir / "alerts.json"
+    alert_config.write_text(json.dumps({"functionKeys": [FUNCTION_KEY],
+                                        "defaultTemplate": {"timeLimitInSeconds": 120}}))
     vms = create_vms(2)
-    stack = Stack(broker_url, f"sqlite:///{workdir}/registry.db", workdir)
+    stack = Stack(broker_url, f"sqlite:///{workdir}/registry.db", workdir,
+                  extra_env={"PACKETWATCH_ALERT_CONFIG": str(alert_config)})
     try:
         stack.start_api()
         for vm in vms:

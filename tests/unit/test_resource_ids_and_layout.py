@@ -80,3 +80,14 @@ def test_file_paths_that_leave_the_root_or_are_not_cap_files_are_refused(path, f
         relative_capture_path(path, "/var/captures")
     assert error.value.field == "storageLocation.filePath"
     assert fragment in str(error.value)
+
+
+def test_alert_capture_names_are_legal_arm_names_whatever_the_rule_is_called():
+    from functions.alert_service import capture_name
+
+    at = datetime(2026, 11, 22, 2, 45, 12, 123456, tzinfo=timezone.utc)
+    vm = VirtualMachineId.parse(VM)
+    assert capture_name("HighCpu", vm, at) == "HighCpu-Web01-20261122T024512.123Z"
+    for rule in ["CPU > 90% on web/*", "..", "日本語のルール", "x" * 200, "-lead"]:
+        name = capture_name(rule, vm, at)
+        assert validate_name("name", name) == name

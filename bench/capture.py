@@ -4,7 +4,7 @@ A burst of UDP packets (80% matching) is replayed with `tcpreplay --topspeed` on
 VM's veth while both capture on the VM's side. For each: packets matching, captured,
 kernel drops, and CPU seconds per million captured packets (the process's user+system
 time from wait4). Several runs; medians are reported with the ratio agent/tcpdump.
-Usage: python -m bench.run [--packets N] [--runs N]
+Usage: python -m bench.capture [--packets N] [--runs N]
 """
 
 from __future__ import annotations

@@ -1,0 +1,161 @@
+"""From alert notices to captures: find the VM, pick the template, start at most one
+capture per (VM, alert rule), and stop it on resolve when the rule asks."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from pydantic import ValidationError
+
+from functions.capture_service import ACTIVE, CaptureService
+from shared.alert_config import AlertConfig, AlertRule, CaptureTemplate
+from shared.alert_payloads import AlertNotice
+from shared.arm import PacketCaptureParameters, PacketCaptureStorageLocation
+from shared.capture_spec import field_path
+from shared.errors import InvalidField
+from shared.resource_ids import CaptureId, VirtualMachineId
+
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def capture_name(prefix: str, vm: VirtualMachineId, at: datetime) -> str:
+    """`{rule}-{vm}-{UTC time to the millisecond}`, cut and cleaned to a legal ARM name."""
+    def part(text: str) -> str:
+        return _NOT_NAME.sub("-", text).strip("-._")[:30] or "alert"
+
+    utc = at.astimezone(timezone.utc)
+    name = f"{part(prefix)}-{part(vm.name)}-{utc:%Y%m%dT%H%M%S}.{utc.microsecond // 1000:03d}Z"
+    return name if name[0].isalnum() else f"a{name}"[:80]
+
+
+@dataclass
+class AlertOutcome:
+    started: list[dict] = field(default_factory=list)
+    already_running: list[dict] = field(default_factory=list)
+    stopped: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+
+    def reason(self) -> str:
+        if self.started:
+            return f"started {len(self.started)} capture(s)"
+        if self.already_running:
+            return "a capture started by this alert is already running on " + ", ".join(
+                entry["target"] for entry in self.already_running)
+        if self.stopped:
+            return "alert resolved: stopped the capture it had started"
+        return "; ".join(entry["reason"] for entry in self.skipped) or "the payload held no alerts"
+
+    def to_json(self) -> dict:
+        return {"reason": self.reason(), "started": self.started, "alreadyRunning": self.already_running,
+                "stopped": self.stopped, "skipped": self.skipped}
+
+
+class AlertService:
+    def __init__(self, config: AlertConfig, captures: CaptureService) -> None:
+        self.config = config
+        self.captures = captures
+        self.registry = captures.registry
+
+    def vms(self, notice: AlertNotice, outcome: AlertOutcome) -> list[VirtualMachineId]:
+        found = []
+        for resource_id in notice.resource_ids:
+            try:
+                found.append(VirtualMachineId.parse(resource_id))
+            except InvalidField:
+                outcome.skipped.append({"alertRule": notice.rule, "target": resource_id,
+                                        "reason": f"target {resource_id} is not a virtual machine"})
+        if notice.resource_ids:
+            return found
+        for label in self.config.vm_id_labels:
+            if label in notice.labels:
+                try:
+                    return [VirtualMachineId.parse(notice.labels[label], f"labels.{label}")]
+                except InvalidField as exc:
+                    outcome.skipped.append({"alertRule": notice.rule, "target": notice.labels[label],
+                                            "reason": str(exc)})
+                    return []
+        for label in self.config.vm_name_labels:
+            name = notice.labels.get(label, "")
+            host, _, port = name.rpartition(":")
+            name = host if port.isdigit() and host else name
+            if name.lower() in self.config.vm_names:
+                return [VirtualMachineId.parse(self.config.vm_names[name.lower()])]
+        outcome.skipped.append({"alertRule": notice.rule, "reason": (
+            f"alert {notice.rule!r} names no VM: no label among {self.config.vm_id_labels} and no "
+            f"{self.config.vm_name_labels} label found in the vmNames table")})
+        return []
+
+    def template(self, notice: AlertNotice, rule: AlertRule | None) -> CaptureTemplate:
+        template = rule.template if rule else self.config.default_template
+        if notice.capture is None:
+            return template
+        try:
+            merged = CaptureTemplate.model_validate({**template.model_dump(by_alias=True), **notice.capture})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InvalidField(f"capture.{field_path(first['loc'])}", first.get("input"), first["msg"]) from None
+        merged.check(self.captures.capture_root, "capture")
+        return merged
+
+    def handle(self, notices: list[AlertNotice]) -> AlertOutcome:
+        outcome = AlertOutcome()
+        for notice in notices:
+            rule = self.config.rule_for(notice)
+            template = self.template(notice, rule)
+            for vm in self.vms(notice, outcome):
+                if notice.firing:
+                    self._fire(notice, rule, template, vm, outcome)
+                else:
+                    self._resolve(notice, rule, vm, outcome)
+        return outcome
+
+    def _resolve(self, notice: AlertNotice, rule: AlertRule | None, vm: VirtualMachineId,
+                 outcome: AlertOutcome) -> None:
+        holder = self.registry.alert_capture(vm.key, notice.rule.lower())
+        record = self.registry.find(holder) if holder else None
+        if rule is not None and rule.stop_on_resolve and record is not None and record.status in ACTIVE:
+            self.captures.stop(record)
+            outcome.stopped.append({"id": holder.arm_id, "target": vm.arm_id, "alertRule": notice.rule})
+            return
+        outcome.skipped.append({"alertRule": notice.rule, "target": vm.arm_id,
+                                "reason": f"alert {notice.rule!r} is resolved: nothing to start"})
+
+    def _fire(self, notice: AlertNotice, rule: AlertRule | None, template: CaptureTemplate,
+              vm: VirtualMachineId, outcome: AlertOutcome) -> None:
+        rule_key = notice.rule.lower()
+        held = self.registry.alert_capture_status(vm.key, rule_key)
+        if held is not None:
+            holder, status = held
+            if status in ACTIVE:
+                outcome.already_running.append({"id": holder.arm_id, "target": vm.arm_id, "alertRule": notice.rule})
+                return
+            self.registry.release_alert_capture(vm.key, rule_key, holder)
+        now = datetime.now(timezone.utc)
+        name = capture_name(template.name_prefix or notice.rule, vm, now)
+        capture = CaptureId(vm.subscription, self.config.watcher_resource_group, self.config.watcher_name, name)
+        directory = template.file_directory.rstrip("/") if template.file_directory else None
+        parameters = PacketCaptureParameters(
+            target=vm.arm_id, bytes_to_capture_per_packet=template.bytes_to_capture_per_packet,
+            total_bytes_per_session=template.total_bytes_per_session,
+            time_limit_in_seconds=template.time_limit_in_seconds, filters=template.filters,
+            storage_location=PacketCaptureStorageLocation(
+                storage_id=template.storage_id, file_path=f"{directory}/{name}.cap" if directory else None),
+        )
+        # Record first, then claim (VM, rule): whoever sees the claim also finds its record.
+        # Only the request that made the record may claim and publish it.
+        spec, record, is_new = self.captures.record(capture, parameters)
+        other = self.registry.claim_alert_capture(vm.key, rule_key, capture) if is_new else capture
+        if other is not None:
+            if is_new:
+                self.registry.delete(capture)
+            outcome.already_running.append({"id": other.arm_id, "target": vm.arm_id, "alertRule": notice.rule})
+            return
+        try:
+            self.captures.publish(spec, record)
+        except Exception:
+            self.registry.release_alert_capture(vm.key, rule_key, capture)
+            raise
+        outcome.started.append({"id": capture.arm_id, "name": name, "target": vm.arm_id, "alertRule": notice.rule,
+                                "rule": rule.name if rule else "default"})
