@@ -6,7 +6,10 @@ APT_PACKAGES := tshark tcpdump tcpreplay libpcap0.8 iproute2 procps systemd
 
 .PHONY: setup system-packages broker demo test bench clean
 
-setup: system-packages broker $(VENV)/.installed
+AZURITE_VERSION := 3.37.0
+AZURITE := .tools/node_modules/.bin/azurite-blob
+
+setup: system-packages broker $(VENV)/.installed $(AZURITE)
 
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -24,6 +27,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
+$(AZURITE):
+	npm install --no-audit --no-fund --loglevel=error --prefix .tools azurite@$(AZURITE_VERSION)
+
 demo: setup
 	$(VENV)/bin/packetwatch up
 
@@ -35,4 +41,4 @@ bench: setup
 	$(PY) -m bench.alerts
 
 clean:
-	rm -rf $(VENV) .packetwatch
+	rm -rf $(VENV) .packetwatch .tools

@@ -7,6 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
+import httpx
+
+from cli import packet_capture
+from cli.packet_capture import CliError
 from shared.config import Settings
 from shared.errors import InvalidField
 from shared.resource_ids import VirtualMachineId
@@ -26,13 +30,22 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _notify(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.notifier import load_notify_config, run_notifier
+
+    run_notifier(settings.broker_url, load_notify_config(settings.notify_config))
+    return 0
+
+
 def _agent_run(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.storage_accounts import load_storage_accounts
     from workers.agent import Agent, AgentConfig
 
     config = AgentConfig(
         vm=VirtualMachineId.parse(args.vm, "--vm"), interface=args.interface, netns=args.netns,
         capture_dir=Path(args.capture_dir or settings.capture_root), broker_url=settings.broker_url,
-        heartbeat_seconds=settings.heartbeat_seconds,
+        heartbeat_seconds=settings.heartbeat_seconds, storage=load_storage_accounts(settings.storage_config),
+        upload_retry_seconds=settings.upload_retry_seconds,
     )
     Agent(config).run(concurrency=args.concurrency)
     return 0
@@ -56,14 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     control = commands.add_parser("control", help="control-plane worker").add_subparsers(dest="action", required=True)
     control.add_parser("run", help="apply agents' status events to the registry").set_defaults(handler=_control)
 
+    notify = commands.add_parser("notify", help="notification worker").add_subparsers(dest="action", required=True)
+    notify.add_parser("run", help="deliver completion events to webhooks").set_defaults(handler=_notify)
+
     agent = commands.add_parser("agent", help="the capture agent").add_subparsers(dest="action", required=True)
     run = agent.add_parser("run", help="run the agent for one VM")
     run.add_argument("--vm", required=True, help="the VM's ARM resource ID")
     run.add_argument("--interface", required=True, help="network interface to capture on")
     run.add_argument("--netns", help="network namespace of the interface (test VMs)")
     run.add_argument("--capture-dir", help="folder that holds the VM's capture root (default: the capture root)")
-    run.add_argument("--concurrency", type=int, default=4)
+    run.add_argument("--concurrency", type=int, default=8)
     run.set_defaults(handler=_agent_run)
+
+    packet_capture.register(commands)
 
     up = commands.add_parser("up", help="everything on this machine: two test VMs, agents, API, a capture")
     up.add_argument("--seconds", type=int, default=6, help="how long the demo capture runs")
@@ -74,11 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("azure").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args, Settings())
-    except InvalidField as exc:
+    except (InvalidField, CliError) as exc:
         print(f"packetwatch: {exc}", file=sys.stderr)
+        return 2
+    except httpx.HTTPError as exc:
+        print(f"packetwatch: cannot reach the API: {exc}", file=sys.stderr)
         return 2
 
 

@@ -10,9 +10,11 @@ from functions.arm_errors import install_error_handlers
 from functions.arm_routes import build_router
 from functions.capture_service import CaptureService
 from functions.dispatch import Dispatcher
+from functions.download_routes import build_download_router
 from shared.alert_config import load_alert_config
 from shared.config import Settings
 from shared.registry import Registry
+from shared.storage_accounts import load_storage_accounts
 from shared.version import VERSION
 
 
@@ -26,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_router(service))
     alert_config = load_alert_config(settings.alert_config, settings.capture_root, settings.function_key_list)
     app.include_router(build_alert_router(AlertService(alert_config, service)))
+    app.include_router(build_download_router(registry, load_storage_accounts(settings.storage_config)))
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:

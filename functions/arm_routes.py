@@ -27,7 +27,7 @@ RETRY_AFTER_SECONDS = "5"
 ApiVersion = Annotated[str | None, Query(alias="api-version")]
 
 
-def _check_api_version(api_version: str | None) -> str:
+def check_api_version(api_version: str | None) -> str:
     if api_version is None:
         raise ArmError(400, "MissingApiVersionParameter", "The api-version query parameter is required.",
                        "api-version")
@@ -37,7 +37,7 @@ def _check_api_version(api_version: str | None) -> str:
     return api_version
 
 
-def _capture_id(sub: str, rg: str, nw: str, name: str) -> CaptureId:
+def capture_id_from_path(sub: str, rg: str, nw: str, name: str) -> CaptureId:
     validate_name("packetCaptureName", name)
     return CaptureId.parse(f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network"
                            f"/networkWatchers/{nw}/packetCaptures/{name}", "packetCaptureName")
@@ -60,8 +60,8 @@ def build_router(service: CaptureService) -> APIRouter:
     @router.put(ONE, status_code=201)
     async def create(subscriptionId: str, resourceGroupName: str, networkWatcherName: str,
                      packetCaptureName: str, request: Request, api_version: ApiVersion = None) -> JSONResponse:
-        version = _check_api_version(api_version)
-        capture = _capture_id(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
+        version = check_api_version(api_version)
+        capture = capture_id_from_path(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
         try:
             body = await request.json()
         except ValueError:
@@ -77,23 +77,23 @@ def build_router(service: CaptureService) -> APIRouter:
     @router.get(ONE)
     def get(subscriptionId: str, resourceGroupName: str, networkWatcherName: str, packetCaptureName: str,
             api_version: ApiVersion = None) -> JSONResponse:
-        _check_api_version(api_version)
-        capture = _capture_id(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
+        check_api_version(api_version)
+        capture = capture_id_from_path(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
         return JSONResponse(registry.get(capture).to_result().to_arm())
 
     @router.get(CAPTURES)
     def list_captures(subscriptionId: str, resourceGroupName: str, networkWatcherName: str,
                       api_version: ApiVersion = None) -> JSONResponse:
-        _check_api_version(api_version)
-        watcher = _capture_id(subscriptionId, resourceGroupName, networkWatcherName, "x").watcher_path
+        check_api_version(api_version)
+        watcher = capture_id_from_path(subscriptionId, resourceGroupName, networkWatcherName, "x").watcher_path
         result = PacketCaptureListResult(value=[record.to_result() for record in registry.list(watcher)])
         return JSONResponse(result.to_arm())
 
     @router.post(ONE + "/stop")
     def stop(subscriptionId: str, resourceGroupName: str, networkWatcherName: str, packetCaptureName: str,
              api_version: ApiVersion = None) -> Response:
-        _check_api_version(api_version)
-        capture = _capture_id(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
+        check_api_version(api_version)
+        capture = capture_id_from_path(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
         try:
             service.stop(registry.get(capture))
         except BrokerUnavailable as exc:
@@ -103,15 +103,15 @@ def build_router(service: CaptureService) -> APIRouter:
     @router.post(ONE + "/queryStatus")
     def query_status(subscriptionId: str, resourceGroupName: str, networkWatcherName: str,
                      packetCaptureName: str, api_version: ApiVersion = None) -> JSONResponse:
-        _check_api_version(api_version)
-        capture = _capture_id(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
+        check_api_version(api_version)
+        capture = capture_id_from_path(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
         return JSONResponse(registry.get(capture).to_status().to_arm())
 
     @router.delete(ONE)
     def delete(subscriptionId: str, resourceGroupName: str, networkWatcherName: str, packetCaptureName: str,
                request: Request, api_version: ApiVersion = None) -> Response:
-        version = _check_api_version(api_version)
-        capture = _capture_id(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
+        version = check_api_version(api_version)
+        capture = capture_id_from_path(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
         record = registry.find(capture)
         if record is None:
             return Response(status_code=204)
@@ -126,13 +126,13 @@ def build_router(service: CaptureService) -> APIRouter:
     @router.get(WATCHER + "/operations/{operationId}")
     def operation_status(subscriptionId: str, resourceGroupName: str, networkWatcherName: str,
                          operationId: str, api_version: ApiVersion = None) -> JSONResponse:
-        _check_api_version(api_version)
+        check_api_version(api_version)
         return JSONResponse({"status": "Succeeded"})
 
     @router.get(WATCHER + "/operationResults/{operationId}")
     def operation_result(subscriptionId: str, resourceGroupName: str, networkWatcherName: str,
                          operationId: str, api_version: ApiVersion = None) -> Response:
-        _check_api_version(api_version)
+        check_api_version(api_version)
         return Response(status_code=204)
 
     return router

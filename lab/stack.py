@@ -75,6 +75,7 @@ class Stack:
     def start_api(self) -> None:
         self.spawn("api", "serve", "--port", str(self.port))
         self.spawn("control", "control", "run")
+        self.spawn("notify", "notify", "run")
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             try:
@@ -116,5 +117,5 @@ class Stack:
             process.wait(10)
 
     def stop_all(self) -> None:
-        for name in [n for n in self.processes if n.startswith("agent-")] + ["api", "control"]:
+        for name in [n for n in self.processes if n.startswith("agent-")] + ["api", "control", "notify"]:
             self.stop(name)

@@ -156,6 +156,13 @@ def format_arm_time(value: datetime) -> str:
     return text + "Z"
 
 
+class Talker(ArmModel):
+    source: str
+    destination: str
+    packets: int
+    bytes: int
+
+
 class CaptureSummary(ArmModel):
     """PacketWatch's own figures for a capture, shown beside ARM's status fields."""
 
@@ -164,6 +171,9 @@ class CaptureSummary(ArmModel):
     kernel_drops: int = Field(default=0, alias="kernelDrops")
     file_paths: list[str] = Field(default_factory=list, alias="filePaths")
     sha256: str | None = None
+    duration_seconds: float | None = Field(default=None, alias="durationSeconds")
+    protocols: dict[str, int] = Field(default_factory=dict)
+    top_talkers: list[Talker] = Field(default_factory=list, alias="topTalkers")
 
 
 class PacketCaptureQueryStatusResult(ArmModel):

@@ -11,6 +11,7 @@ from kombu import Queue
 from shared.resource_ids import VirtualMachineId
 
 CONTROL_QUEUE = "packetwatch.control"
+NOTIFY_QUEUE = "packetwatch.notify"
 QUEUE_ARGUMENTS = {"x-queue-type": "quorum"}
 
 

@@ -13,6 +13,7 @@ from shared.bpf import compile_filters
 from shared.errors import InvalidField
 from shared.filters import FilterSpec, parse_filters
 from shared.resource_ids import CaptureId, VirtualMachineId
+from shared.storage_accounts import storage_account_name
 from shared.storage_layout import relative_capture_path, spool_relative_path
 
 
@@ -62,6 +63,8 @@ def build_spec(capture: CaptureId, params: PacketCaptureParameters, capture_root
     if not location.storage_id and not location.file_path:
         raise InvalidField(f"{prefix}.storageLocation", location.to_arm(),
                            "needs storageId, filePath or both")
+    if location.storage_id:
+        storage_account_name(location.storage_id, f"{prefix}.storageLocation.storageId")
     filters = parse_filters(params.filters, f"{prefix}.filters")
     try:
         compile_filters(filters)

@@ -15,6 +15,9 @@ class Settings(BaseSettings):
     capture_root: str = "/var/captures"
     heartbeat_seconds: float = 10.0
     alert_config: str | None = None
+    storage_config: str | None = None
+    upload_retry_seconds: float = 900.0
+    notify_config: str | None = None
     function_keys: str = ""
 
     @property

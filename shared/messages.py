@@ -14,8 +14,11 @@ from shared.arm import CaptureSummary, PacketCaptureParameters, PcError, PcStatu
 class TaskName(str, Enum):
     CAPTURE = "packetwatch.agent.capture"
     STOP = "packetwatch.agent.stop"
+    UPLOAD = "packetwatch.agent.upload"
     STATUS = "packetwatch.control.status"
+    UPLOADED = "packetwatch.control.uploaded"
     HEARTBEAT = "packetwatch.control.heartbeat"
+    NOTIFY = "packetwatch.notify.deliver"
 
 
 class CaptureRequest(BaseModel):
@@ -51,3 +54,35 @@ class Heartbeat(BaseModel):
     hostname: str
     reported_at: datetime
     running: list[str] = Field(default_factory=list)
+
+
+class UploadRequest(BaseModel):
+    """Sent by an agent to its own queue when a capture with a storage account ends, so
+    the upload survives an agent restart."""
+
+    capture_id: str
+    run_id: str
+    target: str
+    storage_id: str
+    local_path: str
+    keep_local: bool
+    created: datetime
+    sha256: str
+
+
+class UploadResult(BaseModel):
+    capture_id: str
+    run_id: str
+    storage_path: str | None = None
+    error_message: str | None = None
+    local_path: str
+
+
+class Notification(BaseModel):
+    """A CloudEvents 1.0 event to deliver to every configured webhook."""
+
+    id: str
+    type: str
+    subject: str
+    time: datetime
+    data: dict

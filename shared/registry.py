@@ -25,7 +25,7 @@ from shared.arm import (
     PacketCaptureResultProperties, PcError, PcStatus, ProvisioningState,
 )
 from shared.errors import CaptureConflict, CaptureNotFound
-from shared.messages import Heartbeat, StatusEvent
+from shared.messages import Heartbeat, StatusEvent, UploadResult
 from shared.resource_ids import CaptureId
 
 STATUS_RANK = {PcStatus.NOT_STARTED: 0, PcStatus.RUNNING: 1, PcStatus.STOPPED: 2, PcStatus.ERROR: 2}
@@ -49,6 +49,7 @@ captures = Table(
     Column("summary", Text),
     Column("etag", String(64), nullable=False),
     Column("run_id", String(64), nullable=False),
+    Column("storage_path", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -93,6 +94,7 @@ class CaptureRecord:
     summary: CaptureSummary | None
     etag: str
     run_id: str
+    storage_path: str | None
     created_at: datetime
 
     def to_result(self) -> PacketCaptureResult:
@@ -100,6 +102,9 @@ class CaptureRecord:
             **self.parameters.model_dump(by_alias=False),
             provisioning_state=ProvisioningState.SUCCEEDED,
         )
+        if self.storage_path:
+            properties.storage_location = properties.storage_location.model_copy(
+                update={"storage_path": self.storage_path})
         return PacketCaptureResult(name=self.capture.name, id=self.capture.arm_id, etag=self.etag,
                                    properties=properties)
 
@@ -132,6 +137,7 @@ def _record(row) -> CaptureRecord:  # type: ignore[no-untyped-def]
         summary=CaptureSummary.model_validate_json(row.summary) if row.summary else None,
         etag=row.etag,
         run_id=row.run_id,
+        storage_path=row.storage_path,
         created_at=_utc(row.created_at),  # type: ignore[arg-type]
     )
 
@@ -229,6 +235,22 @@ class Registry:
                 .values(**values)
             )
         return result.rowcount == 1
+
+    def apply_upload(self, result: UploadResult) -> bool:
+        """Record where a stopped capture's file was stored, or that storing it failed
+        (Error with StorageFailed, the local path kept in the message). Applied once."""
+        if result.storage_path is not None:
+            values: dict[str, object] = dict(storage_path=result.storage_path, etag=_etag())
+        else:
+            values = dict(status=PcStatus.ERROR.value, status_rank=3, errors=json.dumps([PcError.STORAGE_FAILED.value]),
+                          error_message=f"{result.error_message}; the file is kept at {result.local_path}",
+                          etag=_etag())
+        key = CaptureId.parse(result.capture_id).key
+        with self.engine.begin() as conn:
+            updated = conn.execute(update(captures).where(
+                captures.c.key == key, captures.c.run_id == result.run_id, captures.c.status == PcStatus.STOPPED.value,
+                captures.c.storage_path.is_(None)).values(**values))
+        return updated.rowcount == 1
 
     def delete(self, capture: CaptureId) -> bool:
         with self.engine.begin() as conn:

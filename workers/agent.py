@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,14 +23,19 @@ from shared.broker import CONTROL_QUEUE, agent_queue_name, durable_queue, make_c
 from shared.errors import InvalidField
 from shared.filter_values import AddressSet
 from shared.filters import parse_filters
-from shared.messages import CaptureRequest, Heartbeat, StatusEvent, StopRequest, TaskName
+from shared.messages import (
+    CaptureRequest, Heartbeat, StatusEvent, StopRequest, TaskName, UploadRequest, UploadResult,
+)
 from shared.resource_ids import VirtualMachineId
+from shared.storage_accounts import StorageAccounts
 from shared.version import VERSION
 from workers.capture_engine import CaptureOpenError, interface_addresses
 from workers.capture_session import SessionLimits, StopSignal, run_session
 from workers.journal import Journal
 from workers.local_paths import CapturePathRefused, resolve_capture_path
 from workers.pcap_sink import SinkOpenError
+from workers.pcap_stats import read_statistics
+from workers.uploader import UploadFailed, upload_capture
 
 log = logging.getLogger("packetwatch.agent")
 MAX_CONCURRENT_CAPTURES = 16
@@ -45,6 +50,8 @@ class AgentConfig:
     capture_dir: Path
     broker_url: str
     heartbeat_seconds: float = 10.0
+    storage: StorageAccounts = field(default_factory=StorageAccounts)
+    upload_retry_seconds: float = 900.0
 
 
 def _now() -> datetime:
@@ -96,6 +103,10 @@ class Agent:
         @app.task(name=TaskName.STOP.value)
         def stop(payload: dict) -> None:
             self.stop_capture(StopRequest.model_validate(payload))
+
+        @app.task(name=TaskName.UPLOAD.value)
+        def upload(payload: dict) -> None:
+            self.upload(UploadRequest.model_validate(payload))
 
     def start_capture(self, request: CaptureRequest) -> None:
         key = request.run_id
@@ -178,11 +189,37 @@ class Agent:
             self.report(_event(request, PcStatus.RUNNING, capture_start_time=started))
 
         outcome = run_session(self.config.interface, self.config.netns, program, limits, path, signal, on_running)
+        stats = read_statistics(outcome.path)
         summary = CaptureSummary(packets=outcome.packets, bytes=outcome.file_bytes,
                                  kernel_drops=outcome.kernel_drops, file_paths=[str(outcome.path)],
-                                 sha256=outcome.sha256)
+                                 sha256=outcome.sha256,
+                                 duration_seconds=round((outcome.ended - outcome.started).total_seconds(), 3),
+                                 protocols=dict(stats.protocols), top_talkers=stats.top_talkers())
+        if params.storage_location.storage_id:
+            upload = UploadRequest(capture_id=request.capture_id, run_id=request.run_id, target=request.target,
+                                   storage_id=params.storage_location.storage_id, local_path=str(outcome.path),
+                                   keep_local=bool(params.storage_location.file_path), created=outcome.started,
+                                   sha256=outcome.sha256)
+            publish(self.app, TaskName.UPLOAD.value, upload.model_dump(mode="json"), self.queue)
         self.report(_event(request, PcStatus.STOPPED, capture_start_time=outcome.started,
                            stop_reason=outcome.stop_reason.value, summary=summary))
+
+    # -- upload (a task of its own, so it survives an agent restart) ----------------------
+    def upload(self, request: UploadRequest) -> None:
+        path = Path(request.local_path)
+        try:
+            account = self.config.storage.lookup(request.storage_id)
+            url = upload_capture(request, account, account.retry_seconds or self.config.upload_retry_seconds)
+        except (InvalidField, UploadFailed) as exc:
+            result = UploadResult(capture_id=request.capture_id, run_id=request.run_id, error_message=str(exc),
+                                  local_path=str(path))
+            publish(self.app, TaskName.UPLOADED.value, result.model_dump(mode="json"), CONTROL_QUEUE)
+            return
+        result = UploadResult(capture_id=request.capture_id, run_id=request.run_id, storage_path=url,
+                              local_path=str(path))
+        publish(self.app, TaskName.UPLOADED.value, result.model_dump(mode="json"), CONTROL_QUEUE)
+        if not request.keep_local:
+            path.unlink(missing_ok=True)
 
     # -- running the worker -------------------------------------------------------------
     def run(self, concurrency: int = 4) -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from lab.arm_client import ArmClient
+from lab.azurite import ACCOUNT, STORAGE_ID, Azurite
 from lab.stack import Stack
 from lab.vms import LabVm, create_vms, remove_vms
+from tests.e2e.notify_sink import NotifySink
 
 
 @dataclass
@@ -18,9 +20,13 @@ class Lab:
     client: ArmClient
     vm1: LabVm
     vm2: LabVm
+    azurite: Azurite
+    sink: NotifySink
 
 
 FUNCTION_KEY = "e2e-function-key"
+NOTIFY_SECRET = "e2e-notify-secret-0123456789"
+UNREACHABLE_STORAGE_ID = STORAGE_ID.replace(ACCOUNT, "nowhere")
 
 
 @pytest.fixture(scope="session")
@@ -30,17 +36,35 @@ def lab(broker_url, tmp_path_factory) -> Iterator[Lab]:
     alert_config = workdir / "alerts.json"
     alert_config.write_text(json.dumps({"functionKeys": [FUNCTION_KEY],
                                         "defaultTemplate": {"timeLimitInSeconds": 120}}))
+    azurite = Azurite(workdir)
+    azurite.start()
+    sink = NotifySink()
+    hook = sink.start()
+    storage_config = workdir / "storage.json"
+    storage_config.write_text(json.dumps({"accounts": {
+        ACCOUNT: {"connectionString": azurite.connection_string},
+        "nowhere": {"connectionString": azurite.connection_string.replace(str(azurite.port), "1"),
+                    "retrySeconds": 5},
+    }}))
+    notify_config = workdir / "notify.json"
+    notify_config.write_text(json.dumps({"webhooks": [{"url": hook, "secret": NOTIFY_SECRET}],
+                                         "firstDelaySeconds": 0.2, "maxDelaySeconds": 1}))
     vms = create_vms(2)
     stack = Stack(broker_url, f"sqlite:///{workdir}/registry.db", workdir,
-                  extra_env={"PACKETWATCH_ALERT_CONFIG": str(alert_config)})
+                  extra_env={"PACKETWATCH_ALERT_CONFIG": str(alert_config),
+                             "PACKETWATCH_STORAGE_CONFIG": str(storage_config),
+                             "PACKETWATCH_NOTIFY_CONFIG": str(notify_config),
+                             "PACKETWATCH_UPLOAD_RETRY_SECONDS": "120"})
     try:
         stack.start_api()
         for vm in vms:
             stack.start_agent(vm)
-        yield Lab(stack, ArmClient(stack.api_url), *vms)
+        yield Lab(stack, ArmClient(stack.api_url), *vms, azurite, sink)
     finally:
         stack.stop_all()
         remove_vms(vms)
+        azurite.stop()
+        sink.stop()
 
 
 def tshark_records(path: Path) -> list[tuple]:

@@ -1,0 +1,55 @@
+"""Where to fetch a capture's file: a short-lived read-only SAS URL for a stored blob, or
+the path on the VM for a capture kept there."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from urllib.parse import unquote, urlparse
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from functions.arm_errors import ArmError
+from functions.arm_routes import ONE, ApiVersion, capture_id_from_path, check_api_version
+from shared.arm import format_arm_time
+from shared.registry import Registry
+from shared.storage_accounts import StorageAccounts
+from shared.storage_layout import BLOB_CONTAINER
+
+SAS_LIFETIME = timedelta(minutes=15)
+
+
+def _sas_url(accounts: StorageAccounts, storage_id: str, storage_path: str) -> tuple[str, datetime]:
+    from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+    account = accounts.lookup(storage_id)
+    client = account.client()
+    key = client.credential.account_key
+    blob_name = unquote(urlparse(storage_path).path).split(f"/{BLOB_CONTAINER}/", 1)[1]
+    expires = datetime.now(timezone.utc) + SAS_LIFETIME
+    token = generate_blob_sas(client.account_name, BLOB_CONTAINER, blob_name, account_key=key,
+                              permission=BlobSasPermissions(read=True), expiry=expires)
+    return f"{storage_path}?{token}", expires
+
+
+def build_download_router(registry: Registry, accounts: StorageAccounts) -> APIRouter:
+    router = APIRouter()
+
+    @router.get(ONE + "/downloadUrl")
+    def download_url(subscriptionId: str, resourceGroupName: str, networkWatcherName: str, packetCaptureName: str,
+                     api_version: ApiVersion = None) -> JSONResponse:
+        check_api_version(api_version)
+        record = registry.get(capture_id_from_path(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName))
+        location = record.parameters.storage_location
+        if record.storage_path and location.storage_id:
+            url, expires = _sas_url(accounts, location.storage_id, record.storage_path)
+            return JSONResponse({"url": url, "expiresOn": format_arm_time(expires), "blob": record.storage_path})
+        on_vm = location.file_path or (record.summary.file_paths[0] if record.summary and
+                                       record.summary.file_paths else None)
+        if on_vm is None or record.status.value in ("NotStarted", "Running"):
+            raise ArmError(409, "CaptureFileNotReady", f"{record.capture.name} has no file to download yet "
+                           f"(status {record.status.value})", "packetCaptureName")
+        return JSONResponse({"target": record.parameters.target, "filePath": on_vm,
+                             "message": f"the file is kept on the VM at {on_vm}"})
+
+    return router

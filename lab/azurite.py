@@ -1,0 +1,60 @@
+"""Azurite, the Azure Storage emulator (npm package, pinned in the Makefile), as a process
+the tests and the demo can stop and start again on the same port and data folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab.stack import free_port
+
+ACCOUNT = "devstoreaccount1"
+# Azurite's documented, public development key: it opens nothing but the local emulator.
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+BINARY = Path(__file__).resolve().parents[1] / ".tools" / "node_modules" / ".bin" / "azurite-blob"
+STORAGE_ID = f"/subscriptions/00000000-0000-0000-0000-00000000lab0/resourceGroups/lab-rg/providers/" \
+             f"Microsoft.Storage/storageAccounts/{ACCOUNT}"
+
+
+@dataclass
+class Azurite:
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def connection_string(self) -> str:
+        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+                f"BlobEndpoint=http://127.0.0.1:{self.port}/{ACCOUNT};")
+
+    def start(self) -> None:
+        binary = str(BINARY) if BINARY.exists() else shutil.which("azurite-blob")
+        if binary is None:
+            raise FileNotFoundError("azurite-blob is not installed: run `make setup`")
+        data = self.workdir / "azurite"
+        data.mkdir(parents=True, exist_ok=True)
+        log = (self.workdir / "azurite.log").open("ab")
+        self.process = subprocess.Popen(
+            [binary, "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location", str(data),
+             "--skipApiVersionCheck", "--disableTelemetry", "--loose"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError(f"Azurite did not listen on {self.port}; see {self.workdir}/azurite.log")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        self.process = None

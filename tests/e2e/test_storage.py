@@ -1,0 +1,193 @@
+"""Completion pipeline on real parts: upload to Azurite at Network Watcher's path, verified;
+notifications; download; and the faults that must lose nothing."""
+
+import hashlib
+import hmac
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from azure.storage.blob import BlobServiceClient
+
+from lab.azurite import STORAGE_ID
+from lab.traffic import inbound, send
+from shared.resource_ids import CaptureId
+from shared.storage_layout import BLOB_CONTAINER, blob_path
+from tests.e2e.conftest import NOTIFY_SECRET, UNREACHABLE_STORAGE_ID
+
+
+def _capture(lab, name: str) -> CaptureId:
+    return CaptureId(lab.vm1.vm.subscription, lab.vm1.vm.resource_group, "e2e-watcher",
+                     f"{name}-{secrets.token_hex(3)}")
+
+
+def _run(lab, name: str, port: int, packets: int, payload: int = 20, **location) -> tuple[CaptureId, dict]:
+    capture = _capture(lab, name)
+    body = {"target": lab.vm1.vm.arm_id, "timeLimitInSeconds": 120, "storageLocation": location,
+            "filters": [{"protocol": "UDP", "localPort": str(port)}]}
+    assert lab.client.create(capture, body).status_code == 201
+    lab.client.wait_for(capture, "Running")
+    send(lab.vm1, [inbound(lab.vm1, "UDP", port + 1, port, payload=payload)], repeat=packets)
+    lab.client.stop(capture)
+    return capture, lab.client.wait_for(capture, "Stopped", "Error", timeout=30)
+
+
+def _wait_for_storage_path(lab, capture: CaptureId, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        path = lab.client.get(capture).json()["properties"]["storageLocation"].get("storagePath")
+        if path:
+            return path
+        time.sleep(0.2)
+    raise TimeoutError(f"{capture.name} has no storagePath after {timeout}s")
+
+
+def _blob_service(lab) -> BlobServiceClient:
+    return BlobServiceClient.from_connection_string(lab.azurite.connection_string)
+
+
+def _blob_name(storage_path: str) -> str:
+    return storage_path.split(f"/{BLOB_CONTAINER}/", 1)[1]
+
+
+def _blob_sha256(lab, storage_path: str) -> str:
+    data = _blob_service(lab).get_blob_client(BLOB_CONTAINER, _blob_name(storage_path)).download_blob().readall()
+    return hashlib.sha256(data).hexdigest()
+
+
+def _start_time(status: dict) -> datetime:
+    return datetime.fromisoformat(status["captureStartTime"].replace("Z", "+00:00"))
+
+
+def test_a_capture_with_a_storage_account_is_uploaded_verified_and_its_spool_removed(lab, tmp_path):
+    capture, status = _run(lab, "upload", 7300, 10, storageId=STORAGE_ID)
+    storage_path = _wait_for_storage_path(lab, capture)
+    summary = status["packetWatchSummary"]
+    expected = blob_path(lab.vm1.vm, _start_time(status))
+    assert storage_path == f"http://127.0.0.1:{lab.azurite.port}/devstoreaccount1/{BLOB_CONTAINER}/{expected}"
+    assert expected == expected.lower() and re.search(r"/\d{4}/\d{2}/\d{2}/packetcapture_\d\d_\d\d_\d\d_\d{3}\.cap$",
+                                                      expected)
+    assert _blob_sha256(lab, storage_path) == summary["sha256"]
+    assert not Path(summary["filePaths"][0]).exists(), "the spooled copy is removed once the blob is verified"
+
+    assert summary["protocols"] == {"UDP": 10}
+    [talker] = summary["topTalkers"]
+    assert (talker["source"], talker["destination"], talker["packets"]) == (str(lab.vm1.peer),
+                                                                            str(lab.vm1.address), 10)
+    assert summary["durationSeconds"] > 0
+
+    where = httpx.get(f"{lab.stack.api_url}{capture.arm_id}/downloadUrl?api-version=2026-01-01").json()
+    assert "sig=" in where["url"] and where["blob"] == storage_path
+    assert hashlib.sha256(httpx.get(where["url"]).content).hexdigest() == summary["sha256"]
+    output = tmp_path / "cli.cap"
+    cli = subprocess.run([sys.executable, "-m", "cli.main", "packet-capture", "download", "-n", capture.name,
+                          "-g", capture.resource_group, "--subscription", capture.subscription,
+                          "--watcher", capture.network_watcher, "--api", lab.stack.api_url, "-o", str(output)],
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0, cli.stderr
+    assert hashlib.sha256(output.read_bytes()).hexdigest() == summary["sha256"]
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not [d for d in lab.sink.for_subject(capture.arm_id) if d.answered == 200]:
+        time.sleep(0.1)
+    [delivery] = lab.sink.for_subject(capture.arm_id)
+    event = delivery.event
+    assert (event["specversion"], event["type"], event["source"]) == ("1.0", "com.packetwatch.capture.completed",
+                                                                     "/packetwatch")
+    assert event["data"]["storagePath"] == storage_path and event["data"]["packetCaptureStatus"] == "Stopped"
+    expected_signature = "sha256=" + hmac.new(NOTIFY_SECRET.encode(), delivery.body, hashlib.sha256).hexdigest()
+    assert delivery.headers["X-PacketWatch-Signature"] == expected_signature
+
+    assert lab.client.delete(capture).status_code == 202
+    assert _blob_service(lab).get_blob_client(BLOB_CONTAINER, _blob_name(storage_path)).exists()
+
+
+def test_a_file_path_with_a_storage_account_stays_on_the_vm_after_upload(lab):
+    capture, status = _run(lab, "both", 7310, 5, storageId=STORAGE_ID,
+                           filePath=f"/var/captures/e2e/both-{secrets.token_hex(3)}.cap")
+    storage_path = _wait_for_storage_path(lab, capture)
+    local = Path(status["packetWatchSummary"]["filePaths"][0])
+    assert local.exists()
+    assert _blob_sha256(lab, storage_path) == hashlib.sha256(local.read_bytes()).hexdigest()
+    assert lab.client.delete(capture).status_code == 202
+    assert local.exists()
+
+
+def test_when_storage_never_answers_the_capture_ends_in_storage_failed_and_keeps_its_file(lab):
+    capture, status = _run(lab, "nostore", 7320, 5, storageId=UNREACHABLE_STORAGE_ID)
+    failed = lab.client.wait_for(capture, "Error", timeout=90)
+    assert failed["packetCaptureError"] == ["StorageFailed"]
+    local = status["packetWatchSummary"]["filePaths"][0]
+    assert local in failed["packetWatchErrorMessage"] and Path(local).exists()
+    where = httpx.get(f"{lab.stack.api_url}{capture.arm_id}/downloadUrl?api-version=2026-01-01").json()
+    assert where["filePath"] == local
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not lab.sink.for_subject(capture.arm_id):
+        time.sleep(0.1)
+    assert [d.event["type"] for d in lab.sink.for_subject(capture.arm_id)] == ["com.packetwatch.capture.failed"]
+
+
+def test_a_notification_endpoint_failing_five_times_gets_the_event_once(lab):
+    capture = _capture(lab, "notify")
+    lab.sink.fail_first(capture.arm_id, 5)
+    body = {"target": lab.vm1.vm.arm_id, "timeLimitInSeconds": 60,
+            "storageLocation": {"filePath": f"/var/captures/e2e/{capture.name}.cap"}}
+    assert lab.client.create(capture, body).status_code == 201
+    lab.client.wait_for(capture, "Running")
+    lab.client.stop(capture)
+    lab.client.wait_for(capture, "Stopped")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not [d for d in lab.sink.for_subject(capture.arm_id) if d.answered == 200]:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    answers = [d.answered for d in lab.sink.for_subject(capture.arm_id)]
+    assert answers == [500] * 5 + [200]
+    assert len({d.event["id"] for d in lab.sink.for_subject(capture.arm_id)}) == 1
+
+
+def test_azurite_stopped_in_the_middle_of_an_upload_loses_nothing(lab):
+    capture = _capture(lab, "midway")
+    body = {"target": lab.vm1.vm.arm_id, "timeLimitInSeconds": 120, "storageLocation": {"storageId": STORAGE_ID},
+            "filters": [{"protocol": "UDP", "localPort": "7330"}]}
+    assert lab.client.create(capture, body).status_code == 201
+    running = lab.client.wait_for(capture, "Running")
+    send(lab.vm1, [inbound(lab.vm1, "UDP", 7331, 7330, payload=1400)], repeat=60_000)
+    blob = _blob_service(lab).get_blob_client(BLOB_CONTAINER, blob_path(lab.vm1.vm, _start_time(running)))
+    lab.client.stop(capture)
+    status = lab.client.wait_for(capture, "Stopped", timeout=30)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if blob.get_block_list("uncommitted")[1]:
+                break
+        except Exception:
+            pass
+        time.sleep(0.005)
+    assert not blob.exists(), "the upload finished before Azurite could be stopped in its middle"
+    lab.azurite.stop()
+    time.sleep(3)
+    lab.azurite.start()
+    storage_path = _wait_for_storage_path(lab, capture, timeout=90)
+    assert _blob_sha256(lab, storage_path) == status["packetWatchSummary"]["sha256"]
+    prefix = blob.blob_name.rsplit("/", 1)[0] + "/"
+    names = [b.name for b in _blob_service(lab).get_container_client(BLOB_CONTAINER).list_blobs(name_starts_with=prefix)]
+    assert names.count(blob.blob_name) == 1
+
+
+def test_an_agent_restarted_between_capture_end_and_upload_still_uploads(lab):
+    lab.azurite.stop()
+    try:
+        capture, status = _run(lab, "restart", 7340, 5, storageId=STORAGE_ID)
+        time.sleep(1.0)
+        lab.stack.stop(f"agent-{lab.vm1.netns}", signal.SIGKILL)
+    finally:
+        lab.azurite.start()
+    lab.stack.start_agent(lab.vm1)
+    storage_path = _wait_for_storage_path(lab, capture, timeout=90)
+    assert _blob_sha256(lab, storage_path) == status["packetWatchSummary"]["sha256"]

@@ -1,0 +1,80 @@
+"""Network statistics of a finished capture file: packets per protocol and top talkers.
+
+Reads the libpcap records directly (no per-packet objects), so it keeps up with big files.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.arm import Talker
+
+TOP_TALKERS = 10
+_PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 132: "SCTP", 47: "GRE", 50: "ESP"}
+_ETHERTYPES = {0x0806: "ARP", 0x88CC: "LLDP"}
+
+
+@dataclass
+class FileStatistics:
+    packets: int = 0
+    protocols: Counter = field(default_factory=Counter)
+    talkers: Counter = field(default_factory=Counter)
+    talker_packets: Counter = field(default_factory=Counter)
+    first: float | None = None
+    last: float | None = None
+
+    def top_talkers(self) -> list[Talker]:
+        return [Talker(source=src, destination=dst, packets=self.talker_packets[(src, dst)], bytes=size)
+                for (src, dst), size in self.talkers.most_common(TOP_TALKERS)]
+
+
+def _classify(frame: bytes) -> tuple[str, tuple[str, str] | None]:
+    if len(frame) < 14:
+        return "other", None
+    ethertype, offset = struct.unpack_from("!H", frame, 12)[0], 14
+    while ethertype in (0x8100, 0x88A8) and len(frame) >= offset + 4:
+        ethertype, offset = struct.unpack_from("!H", frame, offset + 2)[0], offset + 4
+    if ethertype == 0x0800 and len(frame) >= offset + 20:
+        proto = frame[offset + 9]
+        src, dst = frame[offset + 12:offset + 16], frame[offset + 16:offset + 20]
+        return _PROTOCOLS.get(proto, f"IP/{proto}"), (str(ipaddress.IPv4Address(src)), str(ipaddress.IPv4Address(dst)))
+    if ethertype == 0x86DD and len(frame) >= offset + 40:
+        proto = frame[offset + 6]
+        src, dst = frame[offset + 8:offset + 24], frame[offset + 24:offset + 40]
+        return _PROTOCOLS.get(proto, f"IPv6/{proto}"), (str(ipaddress.IPv6Address(src)),
+                                                        str(ipaddress.IPv6Address(dst)))
+    return _ETHERTYPES.get(ethertype, "other"), None
+
+
+def read_statistics(path: Path) -> FileStatistics:
+    stats = FileStatistics()
+    with path.open("rb") as handle:
+        header = handle.read(24)
+        if len(header) < 24:
+            return stats
+        magic = struct.unpack_from("<I", header)[0]
+        endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+        divisor = 1e9 if magic in (0xA1B23C4D, 0x4D3CB2A1) else 1e6
+        record = struct.Struct(endian + "IIII")
+        while True:
+            head = handle.read(16)
+            if len(head) < 16:
+                break
+            seconds, fraction, caplen, length = record.unpack(head)
+            frame = handle.read(caplen)
+            if len(frame) < caplen:
+                break
+            stamp = seconds + fraction / divisor
+            stats.first = stamp if stats.first is None else stats.first
+            stats.last = stamp
+            stats.packets += 1
+            protocol, talker = _classify(frame[:64])
+            stats.protocols[protocol] += 1
+            if talker is not None:
+                stats.talkers[talker] += length
+                stats.talker_packets[talker] += 1
+    return stats
