@@ -1,22 +1,28 @@
 """`packetwatch up`: the whole product on this machine, with real parts and no editing.
 
-Two test VMs (network namespaces), an agent on each, the control worker and the API, all
-on the real RabbitMQ; one capture with filters on vm1 while both VMs see traffic; then a
-summary of what the capture holds, read back from the file.
+Two test VMs (network namespaces), an agent on each, the control worker, the notifier and
+the API on the real RabbitMQ, and Azurite for Blob Storage. Then: a capture with filters on
+vm1 through the ARM API, uploaded to storage; and an Alertmanager alert that starts a
+capture on vm2 by itself. Each file is read back and summarised.
 """
 
 from __future__ import annotations
 
 import collections
+import json
+import secrets
 import tempfile
+import time
 from pathlib import Path
 
+import httpx
 from scapy.utils import rdpcap
 
 from lab.arm_client import ArmClient
+from lab.azurite import ACCOUNT, STORAGE_ID, Azurite
 from lab.stack import Stack, temporary_vhost
 from lab.traffic import inbound, outbound, send
-from lab.vms import create_vms, remove_vms
+from lab.vms import LabVm, create_vms, remove_vms
 from shared.resource_ids import CaptureId
 
 
@@ -25,45 +31,96 @@ def _describe(packet) -> str:  # type: ignore[no-untyped-def]
     return f"{layer.name} {packet.payload.src}:{layer.sport} -> {packet.payload.dst}:{layer.dport}"
 
 
+def _print_file(path: Path) -> int:
+    counts = collections.Counter(_describe(p) for p in rdpcap(str(path)))
+    for flow, count in sorted(counts.items()):
+        print(f"    {count:3d} x {flow}")
+    return sum(counts.values())
+
+
+def _traffic(vm: LabVm) -> list:
+    return [inbound(vm, "TCP", 40000, 8080), outbound(vm, "TCP", 8080, 40000), inbound(vm, "TCP", 40000, 8081),
+            inbound(vm, "UDP", 5353, 41000), outbound(vm, "UDP", 41000, 5360), outbound(vm, "UDP", 5355, 9999)]
+
+
+def _wait_for_storage(client: ArmClient, capture: CaptureId, timeout: float = 60) -> str | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        path = client.get(capture).json()["properties"]["storageLocation"].get("storagePath")
+        if path:
+            return path
+        time.sleep(0.2)
+    return None
+
+
+def _manual_capture(client: ArmClient, vm1: LabVm, vm2: LabVm, seconds: int) -> bool:
+    capture = CaptureId(vm1.vm.subscription, vm1.vm.resource_group, "demo-watcher", f"demo-{secrets.token_hex(2)}")
+    filters = [{"protocol": "TCP", "localPort": "8080"}, {"protocol": "UDP", "remotePort": "5353-5360"}]
+    client.create(capture, {"target": vm1.vm.arm_id, "timeLimitInSeconds": seconds, "filters": filters,
+                            "storageLocation": {"storageId": STORAGE_ID,
+                                                "filePath": f"/var/captures/{capture.name}.cap"}}).raise_for_status()
+    print(f"1. PUT {capture.name} on {vm1.vm.name}: filters {filters}, {seconds}s, storage account {ACCOUNT}")
+    client.wait_for(capture, "Running")
+    for vm in (vm1, vm2):
+        send(vm, _traffic(vm), repeat=5)
+    print("   sent 30 packets to/from each VM; 20 of vm1's match the filters")
+    status = client.wait_for(capture, "Stopped", "Error", timeout=seconds + 30)
+    summary = status.get("packetWatchSummary", {})
+    print(f"   {status['packetCaptureStatus']} ({status.get('stopReason')}): {summary.get('packets')} packets, "
+          f"{summary.get('bytes')} bytes, {summary.get('kernelDrops')} kernel drops, protocols "
+          f"{summary.get('protocols')}")
+    storage_path = _wait_for_storage(client, capture)
+    print(f"   uploaded and verified: {storage_path}")
+    kept = _print_file(Path(summary["filePaths"][0]))
+    return status["packetCaptureStatus"] == "Stopped" and kept == 20 and storage_path is not None
+
+
+def _alert_capture(stack: Stack, client: ArmClient, key: str, vm2: LabVm) -> bool:
+    alert = {"version": "4", "status": "firing", "receiver": "packetwatch", "groupKey": "demo",
+             "alerts": [{"status": "firing", "fingerprint": "demo",
+                         "labels": {"alertname": "HighPacketLoss", "vm_resource_id": vm2.vm.arm_id}}]}
+    answer = httpx.post(f"{stack.api_url}/api/alerts?code={key}", json=alert, timeout=10)
+    started = answer.json()["started"][0]
+    print(f"2. Alertmanager alert HighPacketLoss for {vm2.vm.name}: HTTP {answer.status_code}, "
+          f"capture {started['name']}")
+    again = httpx.post(f"{stack.api_url}/api/alerts?code={key}", json=alert, timeout=10)
+    print(f"   the same alert again: HTTP {again.status_code}, {again.json()['reason']}")
+    capture = CaptureId.parse(started["id"])
+    client.wait_for(capture, "Running")
+    send(vm2, _traffic(vm2), repeat=2)
+    client.stop(capture)
+    status = client.wait_for(capture, "Stopped", timeout=30)
+    print(f"   stopped: {status['packetWatchSummary']['packets']} packets of {vm2.vm.name}'s traffic")
+    return _print_file(Path(status["packetWatchSummary"]["filePaths"][0])) == 12
+
+
 def run_demo(seconds: int = 6) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="packetwatch-demo-"))
+    key = secrets.token_urlsafe(24)
+    azurite = Azurite(workdir)
+    azurite.start()
+    (workdir / "storage.json").write_text(json.dumps({"accounts": {ACCOUNT: {
+        "connectionString": azurite.connection_string}}}))
+    (workdir / "alerts.json").write_text(json.dumps({"functionKeys": [key],
+                                                     "defaultTemplate": {"timeLimitInSeconds": 120}}))
     vms = create_vms(2)
-    vm1, vm2 = vms
     try:
         with temporary_vhost() as broker_url:
-            stack = Stack(broker_url, f"sqlite:///{workdir}/registry.db", workdir)
+            stack = Stack(broker_url, f"sqlite:///{workdir}/registry.db", workdir, extra_env={
+                "PACKETWATCH_STORAGE_CONFIG": str(workdir / "storage.json"),
+                "PACKETWATCH_ALERT_CONFIG": str(workdir / "alerts.json")})
             try:
                 stack.start_api()
                 for vm in vms:
                     stack.start_agent(vm)
+                print(f"API {stack.api_url}, Azurite 127.0.0.1:{azurite.port}, VMs "
+                      + ", ".join(f"{vm.vm.name} ({vm.address})" for vm in vms) + f"; logs in {workdir}")
                 client = ArmClient(stack.api_url)
-                capture = CaptureId(vm1.vm.subscription, vm1.vm.resource_group, "demo-watcher", "demo-capture")
-                filters = [{"protocol": "TCP", "localPort": "8080"},
-                           {"protocol": "UDP", "remotePort": "5353-5360"}]
-                print(f"API {stack.api_url}; VMs {vm1.vm.name} ({vm1.address}) and {vm2.vm.name} ({vm2.address})")
-                response = client.create(capture, {"target": vm1.vm.arm_id, "timeLimitInSeconds": seconds,
-                                                   "storageLocation": {"filePath": "/var/captures/demo.cap"},
-                                                   "filters": filters})
-                response.raise_for_status()
-                print(f"created {capture.name} on {vm1.vm.name}: filters {filters}, time limit {seconds}s")
-                client.wait_for(capture, "Running")
-                for vm in vms:
-                    send(vm, [inbound(vm, "TCP", 40000, 8080), outbound(vm, "TCP", 8080, 40000),
-                              inbound(vm, "TCP", 40000, 8081), inbound(vm, "UDP", 5353, 41000),
-                              outbound(vm, "UDP", 41000, 5360), outbound(vm, "UDP", 5355, 9999)], repeat=5)
-                print("sent 30 packets to/from each VM (20 of vm1's match the filters)")
-                status = client.wait_for(capture, "Stopped", "Error", timeout=seconds + 30)
-                summary = status.get("packetWatchSummary", {})
-                print(f"status {status['packetCaptureStatus']}, stop reason {status.get('stopReason')}, "
-                      f"{summary.get('packets')} packets, {summary.get('bytes')} bytes, "
-                      f"{summary.get('kernelDrops')} kernel drops")
-                path = Path(summary["filePaths"][0])
-                counts = collections.Counter(_describe(p) for p in rdpcap(str(path)))
-                print(f"file {path} (sha256 {summary.get('sha256')}):")
-                for flow, count in sorted(counts.items()):
-                    print(f"  {count:3d} x {flow}")
-                return 0 if status["packetCaptureStatus"] == "Stopped" and sum(counts.values()) == 20 else 1
+                ok = _manual_capture(client, *vms, seconds) & _alert_capture(stack, client, key, vms[1])
+                print("demo: OK" if ok else "demo: FAILED")
+                return 0 if ok else 1
             finally:
                 stack.stop_all()
     finally:
         remove_vms(vms)
+        azurite.stop()
