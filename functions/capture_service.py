@@ -46,10 +46,14 @@ class CaptureService:
         return record, is_new
 
     def stop(self, record: CaptureRecord) -> None:
-        """Ask the agent to stop an active capture; a stopped one is left as it is."""
-        if record.status not in ACTIVE:
+        """Ask the agent to stop an active capture, once; a stopped one is left as it is."""
+        if record.status not in ACTIVE or not self.registry.request_stop(record):
             return
-        self.dispatcher.send_stop(record.capture, record.run_id, VirtualMachineId.parse(record.parameters.target))
+        try:
+            self.dispatcher.send_stop(record.capture, record.run_id, VirtualMachineId.parse(record.parameters.target))
+        except Exception:
+            self.registry.clear_stop_request(record)
+            raise
         if record.status is PcStatus.NOT_STARTED:
             self.registry.apply(StatusEvent(capture_id=record.capture.arm_id, run_id=record.run_id,
                                             status=PcStatus.STOPPED, reported_at=datetime.now(timezone.utc),

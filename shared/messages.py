@@ -18,6 +18,7 @@ class TaskName(str, Enum):
     STATUS = "packetwatch.control.status"
     UPLOADED = "packetwatch.control.uploaded"
     HEARTBEAT = "packetwatch.control.heartbeat"
+    TICK = "packetwatch.control.tick"
     NOTIFY = "packetwatch.notify.deliver"
 
 

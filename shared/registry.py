@@ -50,6 +50,7 @@ captures = Table(
     Column("etag", String(64), nullable=False),
     Column("run_id", String(64), nullable=False),
     Column("storage_path", Text),
+    Column("stop_requested", Integer, nullable=False, default=0),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -179,7 +180,7 @@ class Registry:
         values = dict(
             key=capture.key, arm_id=capture.arm_id, watcher_key=capture.watcher_path.lower(), name=capture.name,
             target_key=target_key, parameters=parameters.model_dump_json(by_alias=True),
-            status=PcStatus.NOT_STARTED.value, status_rank=0, errors="[]", etag=_etag(), run_id=uuid.uuid4().hex,
+            status=PcStatus.NOT_STARTED.value, status_rank=0, errors="[]", etag=_etag(), run_id=uuid.uuid4().hex, stop_requested=0,
             created_at=created_at,
         )
         try:
@@ -256,21 +257,36 @@ class Registry:
         with self.engine.begin() as conn:
             return conn.execute(delete(captures).where(captures.c.key == capture.key)).rowcount == 1
 
-    def record_heartbeat(self, beat: Heartbeat) -> None:
+    def record_heartbeat(self, beat: Heartbeat, received_at: datetime) -> None:
+        """Liveness is judged by when the control plane heard the agent, on its own clock."""
         vm_key = beat.vm_id.lower()
         values = dict(vm_id=beat.vm_id, version=beat.version, hostname=beat.hostname,
-                      last_seen=_utc(beat.reported_at), running=json.dumps(beat.running))
+                      last_seen=_utc(received_at), running=json.dumps(beat.running))
         with self.engine.begin() as conn:
-            updated = conn.execute(update(agents).where(agents.c.vm_key == vm_key,
-                                                        agents.c.last_seen <= values["last_seen"]).values(**values))
-            if updated.rowcount == 0:
-                exists = conn.execute(select(agents.c.vm_key).where(agents.c.vm_key == vm_key)).first()
-                if exists is None:
-                    try:
-                        with conn.begin_nested():
-                            conn.execute(insert(agents).values(vm_key=vm_key, **values))
-                    except IntegrityError:
-                        pass
+            if conn.execute(update(agents).where(agents.c.vm_key == vm_key).values(**values)).rowcount == 0:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(agents).values(vm_key=vm_key, **values))
+                except IntegrityError:
+                    conn.execute(update(agents).where(agents.c.vm_key == vm_key).values(**values))
+
+    def running(self) -> list[CaptureRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(captures).where(captures.c.status == PcStatus.RUNNING.value)).all()
+        return [_record(row) for row in rows]
+
+    def request_stop(self, record: CaptureRecord) -> bool:
+        """True for the first stop request of this run only: one stop, however many callers."""
+        with self.engine.begin() as conn:
+            return conn.execute(update(captures).where(
+                captures.c.key == record.capture.key, captures.c.run_id == record.run_id,
+                captures.c.stop_requested == 0).values(stop_requested=1)).rowcount == 1
+
+    def clear_stop_request(self, record: CaptureRecord) -> None:
+        """The stop could not be sent: let the next request try again."""
+        with self.engine.begin() as conn:
+            conn.execute(update(captures).where(captures.c.key == record.capture.key,
+                                                captures.c.run_id == record.run_id).values(stop_requested=0))
 
     def list_agents(self) -> list[AgentRecord]:
         with self.engine.connect() as conn:

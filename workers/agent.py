@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +34,7 @@ from workers.capture_engine import CaptureOpenError, interface_addresses
 from workers.capture_session import SessionLimits, StopSignal, run_session
 from workers.journal import Journal
 from workers.local_paths import CapturePathRefused, resolve_capture_path
+from workers.pcap_repair import repair_pcap
 from workers.pcap_sink import SinkOpenError
 from workers.pcap_stats import read_statistics
 from workers.uploader import UploadFailed, upload_capture
@@ -40,6 +42,7 @@ from workers.uploader import UploadFailed, upload_capture
 log = logging.getLogger("packetwatch.agent")
 MAX_CONCURRENT_CAPTURES = 16
 SHUTDOWN_GRACE_SECONDS = 20.0
+REPORT_RETRY_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,24 @@ class Agent:
         self._register_tasks(self.app)
 
     # -- messages out -------------------------------------------------------------------
+    def _publish_until_sent(self, task: TaskName, payload: dict, queue: str) -> None:
+        """News about a capture must not be lost while the broker is away: retry until it is
+        taken, or until the agent is shutting down and the retry window has passed."""
+        delay, deadline = 0.5, time.monotonic() + REPORT_RETRY_SECONDS
+        while True:
+            try:
+                publish(self.app, task.value, payload, queue)
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("broker unavailable; %s for %s retried in %.1fs", task.value,
+                            payload.get("capture_id"), delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
     def report(self, event: StatusEvent) -> None:
-        publish(self.app, TaskName.STATUS.value, event.model_dump(mode="json"), CONTROL_QUEUE)
+        self._publish_until_sent(TaskName.STATUS, event.model_dump(mode="json"), CONTROL_QUEUE)
 
     def heartbeat(self) -> None:
         with self.lock:
@@ -113,7 +132,7 @@ class Agent:
         if VirtualMachineId.parse(request.target) != self.config.vm:
             log.error("capture %s is for %s, not this VM; ignored", request.capture_id, request.target)
             return
-        if not self.journal.begin(key):
+        if not self.journal.begin(key, request.capture_id):
             if not self.journal.finished(key):
                 self._fail(request, PcError.AGENT_STOPPED, "the agent stopped during this capture")
             return
@@ -179,6 +198,7 @@ class Agent:
         vm_addresses = AddressSet.of(interface_addresses(self.config.interface, self.config.netns))
         program = compile_filters(specs, vm_addresses, params.bytes_to_capture_per_packet)
         path = resolve_capture_path(self.config.capture_dir, request.relative_file_path)
+        self.journal.set_path(request.run_id, request.capture_id, path)
         limits = SessionLimits(
             snaplen=params.bytes_to_capture_per_packet,
             byte_limit=params.total_bytes_per_session or 0xFFFFFFFF,
@@ -200,7 +220,7 @@ class Agent:
                                    storage_id=params.storage_location.storage_id, local_path=str(outcome.path),
                                    keep_local=bool(params.storage_location.file_path), created=outcome.started,
                                    sha256=outcome.sha256)
-            publish(self.app, TaskName.UPLOAD.value, upload.model_dump(mode="json"), self.queue)
+            self._publish_until_sent(TaskName.UPLOAD, upload.model_dump(mode="json"), self.queue)
         self.report(_event(request, PcStatus.STOPPED, capture_start_time=outcome.started,
                            stop_reason=outcome.stop_reason.value, summary=summary))
 
@@ -213,17 +233,35 @@ class Agent:
         except (InvalidField, UploadFailed) as exc:
             result = UploadResult(capture_id=request.capture_id, run_id=request.run_id, error_message=str(exc),
                                   local_path=str(path))
-            publish(self.app, TaskName.UPLOADED.value, result.model_dump(mode="json"), CONTROL_QUEUE)
+            self._publish_until_sent(TaskName.UPLOADED, result.model_dump(mode="json"), CONTROL_QUEUE)
             return
         result = UploadResult(capture_id=request.capture_id, run_id=request.run_id, storage_path=url,
                               local_path=str(path))
-        publish(self.app, TaskName.UPLOADED.value, result.model_dump(mode="json"), CONTROL_QUEUE)
+        self._publish_until_sent(TaskName.UPLOADED, result.model_dump(mode="json"), CONTROL_QUEUE)
         if not request.keep_local:
             path.unlink(missing_ok=True)
 
+    # -- after a crash ------------------------------------------------------------------
+    def recover(self) -> None:
+        """Captures this agent was running when it died: make their files readable, report
+        them as Error/AgentStopped, and never run them again."""
+        for entry in self.journal.unfinished():
+            message = "the agent stopped during this capture"
+            summary = None
+            if entry.path and Path(entry.path).exists():
+                path = Path(entry.path)
+                packets = repair_pcap(path)
+                summary = CaptureSummary(packets=packets, bytes=path.stat().st_size, file_paths=[str(path)])
+                message += f"; {path} holds the {packets} packets captured until then"
+            self.report(StatusEvent(capture_id=entry.capture_id, run_id=entry.run_id, status=PcStatus.ERROR,
+                                    reported_at=_now(), errors=[PcError.AGENT_STOPPED], error_message=message,
+                                    summary=summary))
+            self.journal.finish(entry.run_id)
+
     # -- running the worker -------------------------------------------------------------
-    def run(self, concurrency: int = 4) -> None:
+    def run(self, concurrency: int = 8) -> None:
         worker_shutting_down.connect(lambda **_: self.shutdown(), weak=False)
+        self.recover()
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         try:
             self.heartbeat()

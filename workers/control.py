@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
+import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from celery import Celery
 
-from shared.arm import PcStatus
+from shared.arm import PcError, PcStatus
 from shared.broker import CONTROL_QUEUE, NOTIFY_QUEUE, durable_queue, make_celery, publish
 from shared.messages import Heartbeat, Notification, StatusEvent, TaskName, UploadResult
 from shared.registry import CaptureRecord, Registry
@@ -22,6 +24,7 @@ from shared.resource_ids import CaptureId
 log = logging.getLogger("packetwatch.control")
 COMPLETED = "com.packetwatch.capture.completed"
 FAILED = "com.packetwatch.capture.failed"
+SILENT_HEARTBEATS = 3
 
 
 def notification(record: CaptureRecord, kind: str) -> Notification:
@@ -32,9 +35,24 @@ def notification(record: CaptureRecord, kind: str) -> Notification:
 
 
 class Control:
-    def __init__(self, app: Celery, registry: Registry) -> None:
+    def __init__(self, app: Celery, registry: Registry, heartbeat_seconds: float) -> None:
         self.app = app
         self.registry = registry
+        self.interval = timedelta(seconds=heartbeat_seconds)
+        self.last_tick: datetime | None = None
+        self.ticks_since: datetime | None = None
+
+    def tick(self, at: datetime) -> None:
+        """A tick of our own came back through the broker: the path agents report on works."""
+        if self.last_tick is None or at - self.last_tick > 2 * self.interval:
+            self.ticks_since = at
+        self.last_tick = at
+
+    def hears_agents(self, now: datetime, silent_after: timedelta) -> bool:
+        """Only judge an agent silent when the broker has carried our ticks for a while:
+        during a broker outage every agent is silent, and none of them is dead."""
+        return (self.last_tick is not None and self.ticks_since is not None
+                and now - self.last_tick <= 2 * self.interval and now - self.ticks_since > silent_after)
 
     def notify(self, capture_id: str, kind: str) -> None:
         record = self.registry.find(CaptureId.parse(capture_id))
@@ -53,15 +71,36 @@ class Control:
             if record is not None and not record.parameters.storage_location.storage_id:
                 self.notify(event.capture_id, COMPLETED)
 
+    def sweep(self, silent_after: timedelta) -> None:
+        """Running captures whose agent has gone silent end as Error/AgentStopped."""
+        now = datetime.now(timezone.utc)
+        if not self.hears_agents(now, silent_after):
+            return
+        last_seen = {agent.vm_id.lower(): agent.last_seen for agent in self.registry.list_agents()}
+        for record in self.registry.running():
+            seen = last_seen.get(record.parameters.target.lower(), record.capture_start_time)
+            if seen is not None and now - seen > silent_after:
+                event = StatusEvent(capture_id=record.capture.arm_id, run_id=record.run_id, status=PcStatus.ERROR,
+                                    reported_at=now, errors=[PcError.AGENT_STOPPED],
+                                    error_message=f"the agent of {record.parameters.target} has been silent "
+                                                  f"since {seen.isoformat()}")
+                if self.registry.apply(event):
+                    log.warning("capture %s: agent silent, marked AgentStopped", record.capture.arm_id)
+                    self.notify(record.capture.arm_id, FAILED)
+
     def uploaded(self, result: UploadResult) -> None:
         if self.registry.apply_upload(result):
             self.notify(result.capture_id, COMPLETED if result.storage_path else FAILED)
 
 
-def build_control_app(broker_url: str, registry: Registry) -> Celery:
+def build_control_app(broker_url: str, registry: Registry, heartbeat_seconds: float) -> tuple[Celery, Control]:
     app = make_celery("packetwatch-control", broker_url)
     app.conf.task_queues = [durable_queue(CONTROL_QUEUE)]
-    control = Control(app, registry)
+    control = Control(app, registry, heartbeat_seconds)
+
+    @app.task(name=TaskName.TICK.value)
+    def tick(payload: dict) -> None:
+        control.tick(datetime.now(timezone.utc))
 
     @app.task(name=TaskName.STATUS.value)
     def status(payload: dict) -> None:
@@ -73,13 +112,25 @@ def build_control_app(broker_url: str, registry: Registry) -> Celery:
 
     @app.task(name=TaskName.HEARTBEAT.value)
     def heartbeat(payload: dict) -> None:
-        registry.record_heartbeat(Heartbeat.model_validate(payload))
+        registry.record_heartbeat(Heartbeat.model_validate(payload), datetime.now(timezone.utc))
 
-    return app
+    return app, control
 
 
-def run_control(broker_url: str, database_url: str, concurrency: int = 2) -> None:
-    app = build_control_app(broker_url, Registry.from_url(database_url))
+def _sweep_forever(control: Control, heartbeat_seconds: float) -> None:
+    silent_after = timedelta(seconds=heartbeat_seconds * SILENT_HEARTBEATS)
+    while True:
+        time.sleep(heartbeat_seconds)
+        try:
+            publish(control.app, TaskName.TICK.value, {}, CONTROL_QUEUE)
+            control.sweep(silent_after)
+        except Exception:
+            log.warning("tick or sweep failed; trying again", exc_info=True)
+
+
+def run_control(broker_url: str, database_url: str, heartbeat_seconds: float, concurrency: int = 2) -> None:
+    app, control = build_control_app(broker_url, Registry.from_url(database_url), heartbeat_seconds)
+    threading.Thread(target=_sweep_forever, args=(control, heartbeat_seconds), name="sweep", daemon=True).start()
     app.worker_main([
         "worker", "--pool", "threads", "--concurrency", str(concurrency), "--queues", CONTROL_QUEUE,
         "--hostname", f"control@{socket.gethostname()}", "--without-gossip", "--without-mingle",

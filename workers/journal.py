@@ -1,14 +1,25 @@
 """The agent's on-disk memory of which captures it started and finished.
 
 A capture request can be delivered again (a broker or agent restart); the journal makes
-starting it idempotent: begin() succeeds once per capture, ever.
+starting it idempotent: begin() succeeds once per capture run, ever. An entry begun but
+never finished is a capture the agent was running when it died: on restart the agent
+repairs its file and reports it (see Agent.recover).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    run_id: str
+    capture_id: str
+    path: str | None
 
 
 class Journal:
@@ -19,21 +30,39 @@ class Journal:
     def _marker(self, key: str, state: str) -> Path:
         return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()}.{state}"
 
-    def begin(self, key: str) -> bool:
+    def _write(self, key: str, entry: JournalEntry) -> None:
+        temporary = self._marker(key, "tmp")
+        temporary.write_text(json.dumps(entry.__dict__))
+        os.replace(temporary, self._marker(key, "started"))
+
+    def begin(self, key: str, capture_id: str) -> bool:
         """True the first time `key` is begun; False for every later delivery."""
         try:
             fd = os.open(self._marker(key, "started"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         except FileExistsError:
             return False
         try:
-            os.write(fd, key.encode())
+            os.write(fd, json.dumps(JournalEntry(key, capture_id, None).__dict__).encode())
             os.fsync(fd)
         finally:
             os.close(fd)
         return True
+
+    def set_path(self, key: str, capture_id: str, path: Path) -> None:
+        self._write(key, JournalEntry(key, capture_id, str(path)))
 
     def finish(self, key: str) -> None:
         self._marker(key, "finished").touch(exist_ok=True)
 
     def finished(self, key: str) -> bool:
         return self._marker(key, "finished").exists()
+
+    def unfinished(self) -> list[JournalEntry]:
+        entries = []
+        for marker in sorted(self.folder.glob("*.started")):
+            if not marker.with_suffix(".finished").exists():
+                try:
+                    entries.append(JournalEntry(**json.loads(marker.read_text())))
+                except (ValueError, TypeError):
+                    continue
+        return entries

@@ -82,9 +82,18 @@ def test_ids_are_case_insensitive_and_lists_are_per_watcher(registry):
         registry.get(capture)
 
 
-def test_heartbeats_keep_the_newest(registry):
+def test_heartbeats_record_when_the_agent_was_last_heard(registry):
     vm = f"/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/hb-{secrets.token_hex(3)}"
-    registry.record_heartbeat(Heartbeat(vm_id=vm, version="1", hostname="h", reported_at=T0 + timedelta(seconds=10)))
-    registry.record_heartbeat(Heartbeat(vm_id=vm, version="0", hostname="h", reported_at=T0))
+    registry.record_heartbeat(Heartbeat(vm_id=vm, version="0", hostname="h", reported_at=T0), T0)
+    registry.record_heartbeat(Heartbeat(vm_id=vm, version="1", hostname="h", reported_at=T0, running=["r1"]),
+                              T0 + timedelta(seconds=10))
     [agent] = [a for a in registry.list_agents() if a.vm_id == vm]
-    assert agent.version == "1" and agent.last_seen == T0 + timedelta(seconds=10)
+    assert (agent.version, agent.last_seen, agent.running) == ("1", T0 + timedelta(seconds=10), ["r1"])
+
+
+def test_only_the_first_of_many_stop_requests_counts(registry):
+    capture, record = _capture(registry)
+    assert registry.request_stop(record)
+    assert not registry.request_stop(record)
+    registry.clear_stop_request(record)
+    assert registry.request_stop(record)

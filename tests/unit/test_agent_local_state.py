@@ -1,18 +1,46 @@
+import struct
+
 import pytest
 
-from workers.journal import Journal
+from workers.journal import Journal, JournalEntry
+from workers.pcap_repair import repair_pcap
 from workers.local_paths import CapturePathRefused, resolve_capture_path
 
 
 def test_a_capture_begins_once_however_often_it_is_delivered(tmp_path):
     journal = Journal(tmp_path / "journal")
-    assert journal.begin("run-1")
-    assert not journal.begin("run-1")
-    assert not Journal(tmp_path / "journal").begin("run-1"), "a restarted agent remembers"
+    assert journal.begin("run-1", "/c/1")
+    assert not journal.begin("run-1", "/c/1")
+    assert not Journal(tmp_path / "journal").begin("run-1", "/c/1"), "a restarted agent remembers"
     assert not journal.finished("run-1")
+    journal.set_path("run-1", "/c/1", tmp_path / "x.cap")
+    assert journal.begin("run-2", "/c/2")
+    assert sorted(Journal(tmp_path / "journal").unfinished(), key=lambda e: e.run_id) == [
+        JournalEntry("run-1", "/c/1", str(tmp_path / "x.cap")), JournalEntry("run-2", "/c/2", None)]
     journal.finish("run-1")
     assert journal.finished("run-1")
-    assert journal.begin("run-2")
+    assert [e.run_id for e in journal.unfinished()] == ["run-2"]
+
+
+def _pcap(records: list[bytes]) -> bytes:
+    head = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
+    return head + b"".join(struct.pack("<IIII", 1, 0, len(r), len(r)) + r for r in records)
+
+
+@pytest.mark.parametrize("cut, whole", [(0, 3), (5, 2), (116, 2), (117, 1), (116 + 96 + 76, 0), (116 + 96 + 75, 0)])
+def test_a_torn_last_record_is_cut_and_whole_records_kept(tmp_path, cut, whole):
+    data = _pcap([b"a" * 60, b"b" * 80, b"c" * 100])
+    path = tmp_path / "torn.cap"
+    path.write_bytes(data[:len(data) - cut])
+    assert repair_pcap(path) == whole
+    assert path.read_bytes() == _pcap([b"a" * 60, b"b" * 80, b"c" * 100][:whole])
+
+
+def test_a_file_without_even_a_header_gets_one(tmp_path):
+    path = tmp_path / "empty.cap"
+    path.write_bytes(b"\xd4\xc3")
+    assert repair_pcap(path) == 0
+    assert path.read_bytes() == _pcap([])
 
 
 def test_paths_stay_inside_the_capture_folder(tmp_path):
