@@ -12,9 +12,10 @@ from fastapi.responses import JSONResponse
 from functions.arm_errors import ArmError
 from functions.capture_service import CaptureService
 from functions.dispatch import BrokerUnavailable
-from shared.arm import PacketCaptureListResult
+from functions.request_limits import read_json
+from functions.openapi_bodies import json_body
+from shared.arm import PacketCapture, PacketCaptureListResult
 from shared.capture_spec import parse_body
-from shared.errors import InvalidField
 from shared.resource_ids import CaptureId, validate_name
 
 WATCHER = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Network"
@@ -23,6 +24,7 @@ CAPTURES = WATCHER + "/packetCaptures"
 ONE = CAPTURES + "/{packetCaptureName}"
 API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
 RETRY_AFTER_SECONDS = "5"
+MAX_BODY_BYTES = 1024 * 1024
 
 ApiVersion = Annotated[str | None, Query(alias="api-version")]
 
@@ -57,16 +59,12 @@ def build_router(service: CaptureService) -> APIRouter:
     router = APIRouter()
     registry = service.registry
 
-    @router.put(ONE, status_code=201)
+    @router.put(ONE, status_code=201, openapi_extra=json_body(PacketCapture, "the packet capture to create"))
     async def create(subscriptionId: str, resourceGroupName: str, networkWatcherName: str,
                      packetCaptureName: str, request: Request, api_version: ApiVersion = None) -> JSONResponse:
         version = check_api_version(api_version)
         capture = capture_id_from_path(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
-        try:
-            body = await request.json()
-        except ValueError:
-            raise InvalidField("body", "(not JSON)", "the request body must be a JSON object") from None
-        resource = parse_body(body)
+        resource = parse_body(await read_json(request, MAX_BODY_BYTES))
         try:
             record, _ = service.create(capture, resource.properties)
         except BrokerUnavailable as exc:

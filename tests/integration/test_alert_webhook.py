@@ -140,7 +140,7 @@ def test_a_target_that_is_not_a_vm_starts_nothing_and_says_why(webhook):
 
 
 @pytest.mark.parametrize("body, status, fragment", [
-    (b"{not json", 400, "JSON"),
+    (b"{not json", 400, "must be JSON"),
     (json.dumps({"hello": "world"}).encode(), 400, "is not an alert PacketWatch knows"),
     (b"[" * 100 + b"]" * 100, 400, "nests deeper"),
     (json.dumps({"target": "x", "padding": "a" * 300_000}).encode(), 413, "limited to"),

@@ -1,0 +1,25 @@
+"""schemathesis against the app's own OpenAPI document: no generated request gets a 5xx."""
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from functions.api import create_app
+from shared.config import Settings
+
+
+@pytest.fixture(scope="module")
+def api_schema(broker_url, tmp_path_factory):
+    app = create_app(Settings(broker_url=broker_url, function_keys="fuzz-key",
+                              database_url=f"sqlite:///{tmp_path_factory.mktemp('fuzz')}/registry.db"))
+    return schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_generated_request_gets_a_server_error(case):
+    response = case.call()
+    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code} {response.text}"
