@@ -44,7 +44,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def alert_to_running(stack: Stack, vm_id: str, count: int) -> tuple[list[float], list[float]]:
-    client = ArmClient(stack.api_url)
+    client = ArmClient(stack.api_url, stack.token)
     running, webhook = [], []
     with httpx.Client(timeout=10) as http:
         for index in range(count):

@@ -19,7 +19,8 @@ from shared.resource_ids import VirtualMachineId
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    uvicorn.run("functions.api:create_app", factory=True, host=args.host, port=args.port, log_level="info")
+    uvicorn.run("functions.api:create_app", factory=True, host=args.host, port=args.port, log_level="info",
+                ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
     return 0
 
 
@@ -51,6 +52,14 @@ def _agent_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _token_hash(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.access import hash_token
+
+    token = sys.stdin.readline().strip() if args.token == "-" else args.token
+    print(hash_token(token))
+    return 0
+
+
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     from lab.demo import run_demo
 
@@ -64,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the API (ARM packet-capture routes) with uvicorn")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--ssl-certfile", help="serve HTTPS with this certificate (PEM), as the Azure SDK expects")
+    serve.add_argument("--ssl-keyfile", help="the certificate's private key (PEM)")
     serve.set_defaults(handler=_serve)
 
     control = commands.add_parser("control", help="control-plane worker").add_subparsers(dest="action", required=True)
@@ -82,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_agent_run)
 
     packet_capture.register(commands)
+
+    token = commands.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
+    hashed = token.add_parser("hash", help="print the SHA-256 to put in PACKETWATCH_ACCESS_CONFIG")
+    hashed.add_argument("token", help="the token (give '-' to read it from standard input)")
+    hashed.set_defaults(handler=_token_hash)
 
     up = commands.add_parser("up", help="everything on this machine: two test VMs, agents, API, a capture")
     up.add_argument("--seconds", type=int, default=6, help="how long the demo capture runs")

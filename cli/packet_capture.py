@@ -27,6 +27,8 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--watcher", default=DEFAULT_WATCHER, help="network watcher name")
     parser.add_argument("--api", default=os.environ.get("PACKETWATCH_API_URL", "http://127.0.0.1:8080"),
                         help="PacketWatch API base URL (default: $PACKETWATCH_API_URL)")
+    parser.add_argument("--token", default=os.environ.get("PACKETWATCH_TOKEN"),
+                        help="API bearer token (default: $PACKETWATCH_TOKEN)")
 
 
 def _capture(args: argparse.Namespace) -> CaptureId:
@@ -54,7 +56,10 @@ def _progress(done: int, total: int | None) -> None:
 
 def download(args: argparse.Namespace) -> int:
     capture = _capture(args)
-    answer = httpx.get(f"{args.api}{capture.arm_id}/downloadUrl", params={"api-version": API_VERSION}, timeout=30)
+    if not args.token:
+        raise CliError("--token is required (or set PACKETWATCH_TOKEN)")
+    answer = httpx.get(f"{args.api}{capture.arm_id}/downloadUrl", params={"api-version": API_VERSION},
+                       headers={"Authorization": f"Bearer {args.token}"}, timeout=30)
     if answer.status_code != 200:
         raise _error(answer)
     where = answer.json()

@@ -11,6 +11,7 @@ from functions.arm_routes import build_router
 from functions.capture_service import CaptureService
 from functions.dispatch import Dispatcher
 from functions.download_routes import build_download_router
+from shared.access import load_access_config
 from shared.alert_config import load_alert_config
 from shared.config import Settings
 from shared.registry import Registry
@@ -25,10 +26,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = registry
     install_error_handlers(app)
     service = CaptureService(registry, Dispatcher(settings.broker_url), settings.capture_root)
-    app.include_router(build_router(service))
+    access = load_access_config(settings.access_config)
+    app.include_router(build_router(service, access))
     alert_config = load_alert_config(settings.alert_config, settings.capture_root, settings.function_key_list)
     app.include_router(build_alert_router(AlertService(alert_config, service)))
-    app.include_router(build_download_router(registry, load_storage_accounts(settings.storage_config)))
+    app.include_router(build_download_router(registry, load_storage_accounts(settings.storage_config), access))
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:

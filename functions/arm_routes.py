@@ -6,14 +6,16 @@ import re
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from functions.access import requirement
 from functions.arm_errors import ArmError
 from functions.capture_service import CaptureService
 from functions.dispatch import BrokerUnavailable
 from functions.request_limits import read_json
 from functions.openapi_bodies import json_body
+from shared.access import AccessConfig, Role
 from shared.arm import PacketCapture, PacketCaptureListResult
 from shared.capture_spec import parse_body
 from shared.resource_ids import CaptureId, validate_name
@@ -55,11 +57,14 @@ def _unavailable(exc: BrokerUnavailable) -> ArmError:
                     headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
-def build_router(service: CaptureService) -> APIRouter:
+def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
     router = APIRouter()
     registry = service.registry
+    reader = [Depends(requirement(access, Role.READER))]
+    contributor = [Depends(requirement(access, Role.CONTRIBUTOR))]
 
-    @router.put(ONE, status_code=201, openapi_extra=json_body(PacketCapture, "the packet capture to create"))
+    @router.put(ONE, status_code=201, dependencies=contributor,
+                openapi_extra=json_body(PacketCapture, "the packet capture to create"))
     async def create(subscriptionId: str, resourceGroupName: str, networkWatcherName: str,
                      packetCaptureName: str, request: Request, api_version: ApiVersion = None) -> JSONResponse:
         version = check_api_version(api_version)
@@ -72,14 +77,14 @@ def build_router(service: CaptureService) -> APIRouter:
         headers = {"Azure-AsyncOperation": _operation_url(request, capture, "operations", version)}
         return JSONResponse(record.to_result().to_arm(), status_code=201, headers=headers)
 
-    @router.get(ONE)
+    @router.get(ONE, dependencies=reader)
     def get(subscriptionId: str, resourceGroupName: str, networkWatcherName: str, packetCaptureName: str,
             api_version: ApiVersion = None) -> JSONResponse:
         check_api_version(api_version)
         capture = capture_id_from_path(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
         return JSONResponse(registry.get(capture).to_result().to_arm())
 
-    @router.get(CAPTURES)
+    @router.get(CAPTURES, dependencies=reader)
     def list_captures(subscriptionId: str, resourceGroupName: str, networkWatcherName: str,
                       api_version: ApiVersion = None) -> JSONResponse:
         check_api_version(api_version)
@@ -87,7 +92,7 @@ def build_router(service: CaptureService) -> APIRouter:
         result = PacketCaptureListResult(value=[record.to_result() for record in registry.list(watcher)])
         return JSONResponse(result.to_arm())
 
-    @router.post(ONE + "/stop")
+    @router.post(ONE + "/stop", dependencies=contributor)
     def stop(subscriptionId: str, resourceGroupName: str, networkWatcherName: str, packetCaptureName: str,
              api_version: ApiVersion = None) -> Response:
         check_api_version(api_version)
@@ -98,14 +103,14 @@ def build_router(service: CaptureService) -> APIRouter:
             raise _unavailable(exc) from None
         return JSONResponse({}, status_code=200)
 
-    @router.post(ONE + "/queryStatus")
+    @router.post(ONE + "/queryStatus", dependencies=reader)
     def query_status(subscriptionId: str, resourceGroupName: str, networkWatcherName: str,
                      packetCaptureName: str, api_version: ApiVersion = None) -> JSONResponse:
         check_api_version(api_version)
         capture = capture_id_from_path(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
         return JSONResponse(registry.get(capture).to_status().to_arm())
 
-    @router.delete(ONE)
+    @router.delete(ONE, dependencies=contributor)
     def delete(subscriptionId: str, resourceGroupName: str, networkWatcherName: str, packetCaptureName: str,
                request: Request, api_version: ApiVersion = None) -> Response:
         version = check_api_version(api_version)
@@ -121,13 +126,13 @@ def build_router(service: CaptureService) -> APIRouter:
         return Response(status_code=202,
                         headers={"Location": _operation_url(request, capture, "operationResults", version)})
 
-    @router.get(WATCHER + "/operations/{operationId}")
+    @router.get(WATCHER + "/operations/{operationId}", dependencies=reader)
     def operation_status(subscriptionId: str, resourceGroupName: str, networkWatcherName: str,
                          operationId: str, api_version: ApiVersion = None) -> JSONResponse:
         check_api_version(api_version)
         return JSONResponse({"status": "Succeeded"})
 
-    @router.get(WATCHER + "/operationResults/{operationId}")
+    @router.get(WATCHER + "/operationResults/{operationId}", dependencies=reader)
     def operation_result(subscriptionId: str, resourceGroupName: str, networkWatcherName: str,
                          operationId: str, api_version: ApiVersion = None) -> Response:
         check_api_version(api_version)

@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote, urlparse
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
+from functions.access import requirement
 from functions.arm_errors import ArmError
 from functions.arm_routes import ONE, ApiVersion, capture_id_from_path, check_api_version
+from shared.access import AccessConfig, Role
 from shared.arm import format_arm_time
 from shared.registry import Registry
 from shared.storage_accounts import StorageAccounts
@@ -32,10 +34,10 @@ def _sas_url(accounts: StorageAccounts, storage_id: str, storage_path: str) -> t
     return f"{storage_path}?{token}", expires
 
 
-def build_download_router(registry: Registry, accounts: StorageAccounts) -> APIRouter:
+def build_download_router(registry: Registry, accounts: StorageAccounts, access: AccessConfig) -> APIRouter:
     router = APIRouter()
 
-    @router.get(ONE + "/downloadUrl")
+    @router.get(ONE + "/downloadUrl", dependencies=[Depends(requirement(access, Role.READER))])
     def download_url(subscriptionId: str, resourceGroupName: str, networkWatcherName: str, packetCaptureName: str,
                      api_version: ApiVersion = None) -> JSONResponse:
         check_api_version(api_version)

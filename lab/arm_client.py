@@ -15,30 +15,38 @@ API_VERSION = "2026-01-01"
 @dataclass
 class ArmClient:
     base_url: str
+    token: str
     api_version: str = API_VERSION
 
     def _url(self, path: str) -> str:
         return f"{self.base_url}{path}?api-version={self.api_version}"
 
+    def _call(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.request(method, self._url(path), headers=headers, timeout=10, **kwargs)  # type: ignore[arg-type]
+
     def create(self, capture: CaptureId, properties: dict) -> httpx.Response:
-        return httpx.put(self._url(capture.arm_id), json={"properties": properties}, timeout=10)
+        return self._call("PUT", capture.arm_id, json={"properties": properties})
 
     def get(self, capture: CaptureId) -> httpx.Response:
-        return httpx.get(self._url(capture.arm_id), timeout=10)
+        return self._call("GET", capture.arm_id)
 
     def list(self, capture: CaptureId) -> httpx.Response:
-        return httpx.get(self._url(capture.watcher_path + "/packetCaptures"), timeout=10)
+        return self._call("GET", capture.watcher_path + "/packetCaptures")
 
     def stop(self, capture: CaptureId) -> httpx.Response:
-        return httpx.post(self._url(capture.arm_id + "/stop"), timeout=10)
+        return self._call("POST", capture.arm_id + "/stop")
 
     def status(self, capture: CaptureId) -> dict:
-        response = httpx.post(self._url(capture.arm_id + "/queryStatus"), timeout=10)
+        response = self._call("POST", capture.arm_id + "/queryStatus")
         response.raise_for_status()
         return response.json()
 
     def delete(self, capture: CaptureId) -> httpx.Response:
-        return httpx.delete(self._url(capture.arm_id), timeout=10)
+        return self._call("DELETE", capture.arm_id)
+
+    def download_url(self, capture: CaptureId) -> httpx.Response:
+        return self._call("GET", capture.arm_id + "/downloadUrl")
 
     def wait_for(self, capture: CaptureId, *statuses: str, timeout: float = 30.0) -> dict:
         deadline = time.monotonic() + timeout

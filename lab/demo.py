@@ -115,7 +115,7 @@ def run_demo(seconds: int = 6) -> int:
                     stack.start_agent(vm)
                 print(f"API {stack.api_url}, Azurite 127.0.0.1:{azurite.port}, VMs "
                       + ", ".join(f"{vm.vm.name} ({vm.address})" for vm in vms) + f"; logs in {workdir}")
-                client = ArmClient(stack.api_url)
+                client = ArmClient(stack.api_url, stack.token)
                 ok = _manual_capture(client, *vms, seconds) & _alert_capture(stack, client, key, vms[1])
                 print("demo: OK" if ok else "demo: FAILED")
                 return 0 if ok else 1

@@ -3,6 +3,7 @@ uvicorn, the control worker and one agent per lab VM, against the real broker.""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -19,6 +20,7 @@ import httpx
 from kombu import Connection
 
 from lab.vms import LabVm
+from shared.access import hash_token
 from shared.broker import agent_queue_name
 
 START_TIMEOUT = 60.0
@@ -52,6 +54,12 @@ class Stack:
     port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+    def __post_init__(self) -> None:
+        """One contributor token for every subscription, stored hashed as in production."""
+        grant = {"name": "lab", "sha256": hash_token(self.token), "subscriptions": ["*"], "role": "contributor"}
+        (self.workdir / "access.json").write_text(json.dumps({"tokens": [grant]}))
 
     @property
     def api_url(self) -> str:
@@ -60,7 +68,8 @@ class Stack:
     def env(self) -> dict[str, str]:
         return {**os.environ, "PACKETWATCH_BROKER_URL": self.broker_url,
                 "PACKETWATCH_DATABASE_URL": self.database_url, "PACKETWATCH_CAPTURE_ROOT": self.capture_root,
-                "PACKETWATCH_HEARTBEAT_SECONDS": "2", **self.extra_env}
+                "PACKETWATCH_HEARTBEAT_SECONDS": "2",
+                "PACKETWATCH_ACCESS_CONFIG": str(self.workdir / "access.json"), **self.extra_env}
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen:
         log = (self.workdir / f"{name}.log").open("ab")

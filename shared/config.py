@@ -14,6 +14,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///.packetwatch/registry.db"
     capture_root: str = "/var/captures"
     heartbeat_seconds: float = 10.0
+    access_config: str | None = None
     alert_config: str | None = None
     storage_config: str | None = None
     upload_retry_seconds: float = 900.0

@@ -13,12 +13,11 @@ Read from a YAML or JSON file named by PACKETWATCH_STORAGE_CONFIG:
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-import yaml
 from azure.storage.blob import BlobServiceClient
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.config_files import load_model
 from shared.errors import InvalidField
 
 STORAGE_ID = re.compile(
@@ -68,9 +67,4 @@ class StorageAccounts(BaseModel):
 
 
 def load_storage_accounts(path: str | None) -> StorageAccounts:
-    if not path:
-        return StorageAccounts()
-    try:
-        return StorageAccounts.model_validate(yaml.safe_load(Path(path).read_text()) or {})
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
-        raise InvalidField("PACKETWATCH_STORAGE_CONFIG", path, f"cannot be used: {exc}") from None
+    return load_model(StorageAccounts, path, "PACKETWATCH_STORAGE_CONFIG")

@@ -14,13 +14,12 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.broker import NOTIFY_QUEUE, durable_queue, make_celery
+from shared.config_files import load_model
 from shared.messages import Notification, TaskName
 
 log = logging.getLogger("packetwatch.notify")
@@ -46,9 +45,7 @@ class NotifyConfig(BaseModel):
 
 
 def load_notify_config(path: str | None) -> NotifyConfig:
-    if not path:
-        return NotifyConfig()
-    return NotifyConfig.model_validate(yaml.safe_load(Path(path).read_text()) or {})
+    return load_model(NotifyConfig, path, "PACKETWATCH_NOTIFY_CONFIG")
 
 
 def cloud_event(event: Notification) -> bytes:

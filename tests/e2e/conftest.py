@@ -59,7 +59,7 @@ def lab(broker_url, tmp_path_factory) -> Iterator[Lab]:
         stack.start_api()
         for vm in vms:
             stack.start_agent(vm)
-        yield Lab(stack, ArmClient(stack.api_url), *vms, azurite, sink)
+        yield Lab(stack, ArmClient(stack.api_url, stack.token), *vms, azurite, sink)
     finally:
         stack.stop_all()
         remove_vms(vms)

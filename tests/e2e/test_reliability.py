@@ -100,7 +100,7 @@ def test_a_broker_restart_loses_no_request_no_capture_and_no_completion_event(la
         refused = httpx.put(f"{lab.stack.api_url}{_capture(lab, vm1, 'refused').arm_id}?api-version=2026-01-01",
                             json={"properties": {"target": vm1.vm.arm_id,
                                                  "storageLocation": {"filePath": "/var/captures/e2e/r.cap"}}},
-                            timeout=60)
+                            headers={"Authorization": f"Bearer {lab.stack.token}"}, timeout=60)
         assert refused.status_code == 503 and refused.headers["Retry-After"]
         time.sleep(8)  # the running capture reaches its time limit while the broker is away
     finally:

@@ -82,13 +82,14 @@ def test_a_capture_with_a_storage_account_is_uploaded_verified_and_its_spool_rem
                                                                             str(lab.vm1.address), 10)
     assert summary["durationSeconds"] > 0
 
-    where = httpx.get(f"{lab.stack.api_url}{capture.arm_id}/downloadUrl?api-version=2026-01-01").json()
+    where = lab.client.download_url(capture).json()
     assert "sig=" in where["url"] and where["blob"] == storage_path
     assert hashlib.sha256(httpx.get(where["url"]).content).hexdigest() == summary["sha256"]
     output = tmp_path / "cli.cap"
     cli = subprocess.run([sys.executable, "-m", "cli.main", "packet-capture", "download", "-n", capture.name,
                           "-g", capture.resource_group, "--subscription", capture.subscription,
-                          "--watcher", capture.network_watcher, "--api", lab.stack.api_url, "-o", str(output)],
+                          "--watcher", capture.network_watcher, "--api", lab.stack.api_url, "-o", str(output),
+                          "--token", lab.stack.token],
                          capture_output=True, text=True, timeout=60)
     assert cli.returncode == 0, cli.stderr
     assert hashlib.sha256(output.read_bytes()).hexdigest() == summary["sha256"]
@@ -125,7 +126,7 @@ def test_when_storage_never_answers_the_capture_ends_in_storage_failed_and_keeps
     assert failed["packetCaptureError"] == ["StorageFailed"]
     local = status["packetWatchSummary"]["filePaths"][0]
     assert local in failed["packetWatchErrorMessage"] and Path(local).exists()
-    where = httpx.get(f"{lab.stack.api_url}{capture.arm_id}/downloadUrl?api-version=2026-01-01").json()
+    where = lab.client.download_url(capture).json()
     assert where["filePath"] == local
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and not lab.sink.for_subject(capture.arm_id):

@@ -12,6 +12,7 @@ from amqp.exceptions import NotFound
 from kombu import Connection
 
 from functions.api import create_app
+from shared.access import hash_token
 from shared.broker import agent_queue_name
 from shared.config import Settings
 from shared.resource_ids import CaptureId, VirtualMachineId
@@ -19,12 +20,29 @@ from shared.resource_ids import CaptureId, VirtualMachineId
 API = "?api-version=2026-01-01"
 
 
+TOKENS = {"contributor-a": ("contributor", ["sub-a"]), "reader-a": ("reader", ["sub-a"]),
+          "contributor-b": ("contributor", ["SUB-B"])}
+
+
+def access_config(folder) -> str:
+    path = folder / "access.json"
+    path.write_text(json.dumps({"tokens": [
+        {"name": name, "sha256": hash_token(name + "-secret"), "role": role, "subscriptions": subs}
+        for name, (role, subs) in TOKENS.items()]}))
+    return str(path)
+
+
+def bearer(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {name}-secret"}
+
+
 @pytest.fixture
-def env(broker_url, database_url):
+def env(broker_url, database_url, tmp_path):
     suffix = secrets.token_hex(3)
     vm = VirtualMachineId("sub-a", "rg-a", f"vm-{suffix}")
-    app = create_app(Settings(broker_url=broker_url, database_url=database_url))
-    with TestClient(app) as client:
+    app = create_app(Settings(broker_url=broker_url, database_url=database_url,
+                              access_config=access_config(tmp_path)))
+    with TestClient(app, headers=bearer("contributor-a")) as client:
         yield client, vm, CaptureId("sub-a", "rg-a", f"nw-{suffix}", "pc1")
 
 
@@ -141,11 +159,12 @@ def test_delete_stops_then_removes_and_a_second_delete_is_204(env, broker_url):
     assert [task for task, _ in _queued(broker_url, vm)] == ["packetwatch.agent.capture", "packetwatch.agent.stop"]
 
 
-def test_when_the_broker_is_down_create_answers_503_and_records_nothing(database_url):
-    app = create_app(Settings(broker_url="amqp://guest:guest@127.0.0.1:1//", database_url=database_url))
+def test_when_the_broker_is_down_create_answers_503_and_records_nothing(database_url, tmp_path):
+    app = create_app(Settings(broker_url="amqp://guest:guest@127.0.0.1:1//", database_url=database_url,
+                              access_config=access_config(tmp_path)))
     vm = VirtualMachineId("sub-a", "rg-a", "vm-down")
     capture = CaptureId("sub-a", "rg-a", f"nw-{secrets.token_hex(3)}", "pc1")
-    with TestClient(app) as client:
+    with TestClient(app, headers=bearer("contributor-a")) as client:
         response = client.put(capture.arm_id + API, json=_body(vm))
         assert response.status_code == 503 and response.headers["Retry-After"]
         assert client.get(capture.arm_id + API).status_code == 404
@@ -155,7 +174,31 @@ def test_the_same_app_answers_through_azure_functions_objects(env):
     client, vm, capture = env
     middleware = func.AsgiMiddleware(client.app)
     request = func.HttpRequest("PUT", "http://localhost" + capture.arm_id + API,
-                               headers={"content-type": "application/json"}, body=json.dumps(_body(vm)).encode())
+                               headers={"content-type": "application/json", **bearer("contributor-a")},
+                               body=json.dumps(_body(vm)).encode())
     response = asyncio.run(middleware.handle_async(request))
     assert response.status_code == 201
     assert json.loads(response.get_body())["id"] == capture.arm_id
+
+
+def test_tokens_are_scoped_to_subscriptions_and_roles(env):
+    client, vm, capture = env
+    assert client.put(capture.arm_id + API, json=_body(vm)).status_code == 201
+    for headers, status, code in [({"Authorization": ""}, 401, "AuthenticationFailed"),
+                                  ({"Authorization": "Bearer nope"}, 401, "InvalidAuthenticationToken"),
+                                  ({"Authorization": "Basic Y29udHJpYnV0b3ItYQ=="}, 401, "AuthenticationFailed"),
+                                  (bearer("contributor-b"), 403, "AuthorizationFailed")]:
+        for method, path in [("GET", capture.arm_id), ("POST", capture.arm_id + "/stop"),
+                             ("GET", capture.watcher_path + "/packetCaptures"), ("DELETE", capture.arm_id)]:
+            answer = client.request(method, path + API, headers=headers)
+            assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), (method, path, headers)
+    reader = bearer("reader-a")
+    assert client.get(capture.arm_id + API, headers=reader).status_code == 200
+    assert client.post(capture.arm_id + "/queryStatus" + API, headers=reader).status_code == 200
+    other = CaptureId("sub-a", "rg-a", capture.network_watcher, "by-reader")
+    for method, path, body in [("PUT", other.arm_id, _body(vm)), ("POST", capture.arm_id + "/stop", None),
+                               ("DELETE", capture.arm_id, None)]:
+        answer = client.request(method, path + API, headers=reader, json=body)
+        assert answer.status_code == 403 and "needs contributor" in answer.json()["error"]["message"]
+    assert client.post(capture.arm_id + "/queryStatus" + API).json()["packetCaptureStatus"] == "NotStarted"
+    assert client.get(other.arm_id + API).status_code == 404

@@ -35,9 +35,19 @@ def two_apis(broker_url, postgres_url, tmp_path_factory):
                 pass
             time.sleep(0.2)
         yield stack, [stack.api_url, f"http://127.0.0.1:{second}"]
+
     finally:
         stack.stop("api2")
         stack.stop_all()
+
+
+def _auth(stack: Stack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.token}"}
+
+
+def _call(stack: Stack, method: str, url: str, **kwargs) -> httpx.Response:
+    kwargs.setdefault("headers", _auth(stack))
+    return httpx.request(method, url, timeout=30, **kwargs)
 
 
 def _messages(broker_url: str, vm: VirtualMachineId) -> list[str]:
@@ -59,8 +69,8 @@ def test_two_api_processes_creating_the_same_capture_at_once_make_one(two_apis, 
     vm = VirtualMachineId("race", "rg", f"vm-{secrets.token_hex(3)}")
     capture = CaptureId("race", "rg", "nw", f"same-{secrets.token_hex(3)}")
     with ThreadPoolExecutor(10) as pool:
-        answers = list(pool.map(lambda i: httpx.put(f"{urls[i % 2]}{capture.arm_id}{API}", json=_body(vm),
-                                                    timeout=30), range(10)))
+        answers = list(pool.map(lambda i: _call(stack, "PUT", f"{urls[i % 2]}{capture.arm_id}{API}", json=_body(vm)),
+                                range(10)))
     assert {a.status_code for a in answers} == {201}
     assert len({a.json()["etag"] for a in answers}) == 1
     assert _messages(broker_url, vm) == ["packetwatch.agent.capture"]
@@ -71,8 +81,8 @@ def test_two_different_bodies_for_one_name_get_one_201_and_409s(two_apis, broker
     vm = VirtualMachineId("race", "rg", f"vm-{secrets.token_hex(3)}")
     capture = CaptureId("race", "rg", "nw", f"differ-{secrets.token_hex(3)}")
     with ThreadPoolExecutor(10) as pool:
-        answers = list(pool.map(lambda i: httpx.put(f"{urls[i % 2]}{capture.arm_id}{API}", json=_body(vm, 60 + i),
-                                                    timeout=30), range(10)))
+        answers = list(pool.map(lambda i: _call(stack, "PUT", f"{urls[i % 2]}{capture.arm_id}{API}",
+                                                json=_body(vm, 60 + i)), range(10)))
     assert sorted(a.status_code for a in answers) == [201] + [409] * 9
     assert _messages(broker_url, vm) == ["packetwatch.agent.capture"]
 
@@ -81,13 +91,13 @@ def test_ten_stop_requests_at_once_send_one_stop(two_apis, broker_url):
     stack, urls = two_apis
     vm = VirtualMachineId("race", "rg", f"vm-{secrets.token_hex(3)}")
     capture = CaptureId("race", "rg", "nw", f"stop-{secrets.token_hex(3)}")
-    assert httpx.put(f"{urls[0]}{capture.arm_id}{API}", json=_body(vm), timeout=30).status_code == 201
+    assert _call(stack, "PUT", f"{urls[0]}{capture.arm_id}{API}", json=_body(vm)).status_code == 201
     registry = Registry.from_url(stack.database_url)
     record = registry.get(capture)
     assert registry.apply(StatusEvent(capture_id=capture.arm_id, run_id=record.run_id, status=PcStatus.RUNNING,
                                       reported_at=datetime.now(timezone.utc)))
     with ThreadPoolExecutor(10) as pool:
-        answers = list(pool.map(lambda i: httpx.post(f"{urls[i % 2]}{capture.arm_id}/stop{API}", timeout=30),
+        answers = list(pool.map(lambda i: _call(stack, "POST", f"{urls[i % 2]}{capture.arm_id}/stop{API}"),
                                 range(10)))
     assert {a.status_code for a in answers} == {200}
     assert _messages(broker_url, vm) == ["packetwatch.agent.capture", "packetwatch.agent.stop"]
@@ -101,7 +111,7 @@ def test_ten_stop_requests_at_once_send_one_stop(two_apis, broker_url):
 def test_oversized_and_deeply_nested_create_bodies_are_refused(two_apis, body, status):
     stack, urls = two_apis
     capture = CaptureId("race", "rg", "nw", "hostile")
-    answer = httpx.put(f"{urls[0]}{capture.arm_id}{API}", content=body,
-                       headers={"content-type": "application/json"}, timeout=30)
+    answer = _call(stack, "PUT", f"{urls[0]}{capture.arm_id}{API}", content=body,
+                   headers={"content-type": "application/json", **_auth(stack)})
     assert answer.status_code == status
     assert set(answer.json()["error"]) >= {"code", "message"}

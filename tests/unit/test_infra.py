@@ -17,13 +17,15 @@ def test_compose_names_every_part_the_readme_lists():
     table = readme.split("## The parts", 1)[1].split("\n## ", 1)[0]
     parts = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and "---" not in line]
     parts = [p for p in parts if p != "part"]
-    assert parts == ["RabbitMQ", "Azurite", "API", "control worker", "agent"]
+    assert parts == ["RabbitMQ", "Azurite", "API", "control worker", "notifier", "agent"]
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    names = {"RabbitMQ": "rabbitmq", "Azurite": "azurite", "API": "api", "control worker": "control", "agent": "agent"}
+    names = {"RabbitMQ": "rabbitmq", "Azurite": "azurite", "API": "api", "control worker": "control",
+             "notifier": "notify", "agent": "agent"}
     assert set(services) == {names[p] for p in parts}
     commands = {name: str(service.get("command", "")) for name, service in services.items()}
     assert "packetwatch serve" in commands["api"]
     assert "packetwatch control run" in commands["control"]
+    assert "packetwatch notify run" in commands["notify"]
     assert "packetwatch agent run" in commands["agent"]
     assert services["agent"]["cap_add"] == ["NET_RAW"] and services["agent"]["cap_drop"] == ["ALL"]
 

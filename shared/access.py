@@ -1,0 +1,64 @@
+"""Who may call the ARM API: bearer tokens, stored as SHA-256 hashes, each scoped to
+subscriptions with a role. Read from a YAML or JSON file (PACKETWATCH_ACCESS_CONFIG):
+
+    tokens:
+      - name: ops-team
+        sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+        subscriptions: ["00000000-0000-0000-0000-000000000001"]   # or ["*"]
+        role: contributor                                          # or reader
+
+`packetwatch token hash` prints the hash of a token. With no tokens configured, every
+ARM call is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from enum import Enum
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.config_files import load_model
+
+
+class Role(str, Enum):
+    READER = "reader"
+    CONTRIBUTOR = "contributor"
+
+
+class TokenGrant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=80)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    subscriptions: list[str] = Field(min_length=1)
+    role: Role
+
+    def covers(self, subscription: str) -> bool:
+        return "*" in self.subscriptions or subscription.lower() in {s.lower() for s in self.subscriptions}
+
+    def allows(self, needed: Role) -> bool:
+        return self.role is Role.CONTRIBUTOR or needed is Role.READER
+
+
+class AccessConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tokens: list[TokenGrant] = Field(default_factory=list)
+
+    def grant_for(self, token: str) -> TokenGrant | None:
+        """The grant whose hash matches; every grant is compared, in constant time each."""
+        digest = hash_token(token)
+        found = None
+        for grant in self.tokens:
+            if hmac.compare_digest(digest, grant.sha256):
+                found = grant
+        return found
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def load_access_config(path: str | None) -> AccessConfig:
+    return load_model(AccessConfig, path, "PACKETWATCH_ACCESS_CONFIG")

@@ -1,0 +1,24 @@
+"""Reading an operator's YAML or JSON configuration file into a typed model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from shared.errors import InvalidField
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def load_model(model: type[Model], path: str | None, setting: str) -> Model:
+    """The file at `path` as `model` (the model's defaults when no path is given);
+    InvalidField naming the setting when it cannot be read or is not valid."""
+    if not path:
+        return model()
+    try:
+        return model.model_validate(yaml.safe_load(Path(path).read_text()) or {})
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise InvalidField(setting, path, f"cannot be used: {exc}") from None

@@ -1,0 +1,96 @@
+"""Azure's own SDK, unchanged, drives PacketWatch over TLS: every packet-capture operation,
+long-running ones polled to the end through our Azure-AsyncOperation and Location answers."""
+
+import ssl
+import time
+
+import httpx
+import pytest
+import trustme
+from azure.core.credentials import AccessToken
+from azure.mgmt.network import NetworkManagementClient
+from azure.mgmt.network.models import (
+    PacketCapture, PacketCaptureFilter, PacketCaptureStorageLocation,
+)
+
+from lab.stack import free_port
+from lab.traffic import inbound, send
+
+
+class StaticToken:
+    """A TokenCredential that hands the SDK a PacketWatch API token."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+
+@pytest.fixture(scope="module")
+def sdk(lab, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tls")
+    authority = trustme.CA()
+    server = authority.issue_cert("127.0.0.1", "localhost")
+    cert, key, ca = folder / "server.pem", folder / "server.key", folder / "ca.pem"
+    server.cert_chain_pems[0].write_to_path(str(cert))
+    server.private_key_pem.write_to_path(str(key))
+    authority.cert_pem.write_to_path(str(ca))
+    port = free_port()
+    lab.stack.spawn("api-tls", "serve", "--port", str(port), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key))
+    for _ in range(150):
+        try:
+            httpx.get(f"https://127.0.0.1:{port}/healthz", verify=ssl.create_default_context(cafile=str(ca)),
+                      timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    client = NetworkManagementClient(StaticToken(lab.stack.token), lab.vm1.vm.subscription, base_url=f"https://127.0.0.1:{port}",
+                                     connection_verify=str(ca), polling_interval=0.2)
+    yield client
+    lab.stack.stop("api-tls")
+
+
+def test_the_azure_sdk_creates_reads_lists_polls_stops_and_deletes(lab, sdk):
+    vm = lab.vm1
+    group, watcher, name = vm.vm.resource_group, "sdk-watcher", f"sdk-{int(time.time() * 1000) % 10**8}"
+    parameters = PacketCapture(
+        target=vm.vm.arm_id, bytes_to_capture_per_packet=128, total_bytes_per_session=10_000_000,
+        time_limit_in_seconds=120,
+        storage_location=PacketCaptureStorageLocation(file_path=f"/var/captures/e2e/{name}.cap"),
+        filters=[PacketCaptureFilter(protocol="UDP", local_port="7500")])
+    created = sdk.packet_captures.begin_create(group, watcher, name, parameters).result()
+    assert created.name == name and created.target == vm.vm.arm_id
+    assert created.filters[0].local_port == "7500" and created.bytes_to_capture_per_packet == 128
+    assert created.provisioning_state == "Succeeded"
+
+    stored = lab.client.get(lab_capture(vm, watcher, name)).json()
+    fetched = sdk.packet_captures.get(group, watcher, name)
+    assert fetched.as_dict() | {"etag": None} == stored | {"etag": None}
+    assert {**fetched.as_dict(), "etag": None} == {**created.as_dict(), "etag": None}, "the etag moves with status"
+    assert [c.name for c in sdk.packet_captures.list(group, watcher)] == [name]
+
+    deadline = time.monotonic() + 30
+    status = sdk.packet_captures.begin_get_status(group, watcher, name).result()
+    while status.packet_capture_status != "Running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = sdk.packet_captures.begin_get_status(group, watcher, name).result()
+    assert status.packet_capture_status == "Running" and status.capture_start_time is not None
+
+    send(vm, [inbound(vm, "UDP", 7501, 7500, payload=500)], repeat=3)
+    sdk.packet_captures.begin_stop(group, watcher, name).result()
+    while status.packet_capture_status == "Running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = sdk.packet_captures.begin_get_status(group, watcher, name).result()
+    assert (status.packet_capture_status, status.stop_reason) == ("Stopped", "ManuallyStopped")
+    assert not status.packet_capture_error
+    assert lab.client.status(lab_capture(vm, watcher, name))["packetWatchSummary"]["packets"] == 3
+
+    sdk.packet_captures.begin_delete(group, watcher, name).result()
+    assert list(sdk.packet_captures.list(group, watcher)) == []
+
+
+def lab_capture(vm, watcher: str, name: str):
+    from shared.resource_ids import CaptureId
+
+    return CaptureId(vm.vm.subscription, vm.vm.resource_group, watcher, name)
