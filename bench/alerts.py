@@ -22,7 +22,7 @@ import httpx
 
 from kombu import Connection
 
-from lab.arm_client import ArmClient
+from cli.arm_client import ArmClient
 from lab.stack import Stack, temporary_vhost
 from lab.vms import create_vms, remove_vms
 from shared.broker import agent_queue_name, durable_queue

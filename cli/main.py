@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--capture-dir", help="folder that holds the VM's capture root (default: the capture root)")
     run.add_argument("--concurrency", type=int, default=8)
     run.set_defaults(handler=_agent_run)
+    packet_capture.register_agent_show(agent)
 
     packet_capture.register(commands)
 

@@ -1,48 +1,159 @@
-"""`packetwatch packet-capture …`: the az network watcher packet-capture commands, over our API."""
+"""`packetwatch packet-capture …` and `packetwatch agent show`: the az network watcher
+packet-capture commands, with az's flags and defaults, over PacketWatch's API."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from shared.resource_ids import CaptureId
+from cli.arm_client import ArmClient
+from shared.arm import DEFAULT_TOTAL_BYTES_PER_SESSION, MAX_TIME_LIMIT_SECONDS
+from shared.resource_ids import CaptureId, VirtualMachineId
 
-API_VERSION = "2026-01-01"
 DEFAULT_WATCHER = "PacketWatch"
+TABLE_COLUMNS = {
+    "capture": [("Name", "name"), ("Target", "properties.target"), ("ProvisioningState", "properties.provisioningState"),
+                ("TimeLimit", "properties.timeLimitInSeconds"), ("FilePath", "properties.storageLocation.filePath"),
+                ("StoragePath", "properties.storageLocation.storagePath")],
+    "status": [("Name", "name"), ("Status", "packetCaptureStatus"), ("StartTime", "captureStartTime"),
+               ("StopReason", "stopReason"), ("Errors", "packetCaptureError"), ("Packets", "packetWatchSummary.packets")],
+    "agent": [("VM", "vm"), ("Version", "version"), ("Host", "hostname"), ("LastSeen", "lastSeen"),
+              ("Running", "runningCaptures")],
+}
 
 
 class CliError(RuntimeError):
     """One line for the user; the command exits non-zero."""
 
 
-def add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-n", "--name", required=True, help="packet capture name")
-    parser.add_argument("-g", "--resource-group", required=True, help="resource group of the network watcher")
-    parser.add_argument("--subscription", default=os.environ.get("PACKETWATCH_SUBSCRIPTION"),
-                        help="subscription ID (default: $PACKETWATCH_SUBSCRIPTION)")
-    parser.add_argument("--watcher", default=DEFAULT_WATCHER, help="network watcher name")
+def _connection(parser: argparse.ArgumentParser, formats: bool = True) -> None:
     parser.add_argument("--api", default=os.environ.get("PACKETWATCH_API_URL", "http://127.0.0.1:8080"),
                         help="PacketWatch API base URL (default: $PACKETWATCH_API_URL)")
     parser.add_argument("--token", default=os.environ.get("PACKETWATCH_TOKEN"),
                         help="API bearer token (default: $PACKETWATCH_TOKEN)")
+    if formats:
+        parser.add_argument("-o", "--output", dest="output_format", choices=["json", "table"], default="json")
+
+
+def _scope(parser: argparse.ArgumentParser, named: bool = True, formats: bool = True) -> None:
+    if named:
+        parser.add_argument("-n", "--name", required=True, help="packet capture name")
+    parser.add_argument("-g", "--resource-group", required=True, help="resource group of the network watcher")
+    parser.add_argument("--subscription", default=os.environ.get("PACKETWATCH_SUBSCRIPTION"),
+                        help="subscription ID (default: $PACKETWATCH_SUBSCRIPTION)")
+    parser.add_argument("--watcher", default=DEFAULT_WATCHER, help=f"network watcher name (default: {DEFAULT_WATCHER})")
+    _connection(parser, formats)
+
+
+def _client(args: argparse.Namespace) -> ArmClient:
+    if not args.token:
+        raise CliError("--token is required (or set PACKETWATCH_TOKEN)")
+    return ArmClient(args.api, args.token)
 
 
 def _capture(args: argparse.Namespace) -> CaptureId:
     if not args.subscription:
         raise CliError("--subscription is required (or set PACKETWATCH_SUBSCRIPTION)")
-    return CaptureId(args.subscription, args.resource_group, args.watcher, args.name)
+    return CaptureId(args.subscription, args.resource_group, args.watcher, getattr(args, "name", None) or "x")
 
 
-def _error(answer: httpx.Response) -> CliError:
+def _checked(answer: httpx.Response) -> Any:
+    if answer.status_code >= 400:
+        try:
+            error = answer.json()["error"]
+            raise CliError(f"{error['code']}: {error['message']}")
+        except (ValueError, KeyError, TypeError):
+            raise CliError(f"HTTP {answer.status_code}: {answer.text[:200]}") from None
+    return answer.json() if answer.content else {}
+
+
+def _field(item: dict, path: str) -> str:
+    value: Any = item
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def _print(args: argparse.Namespace, result: Any, kind: str) -> None:
+    if args.output_format == "json":
+        print(json.dumps(result, indent=2))
+        return
+    rows = result if isinstance(result, list) else [result]
+    columns = TABLE_COLUMNS[kind]
+    cells = [[title for title, _ in columns]] + [[_field(row, path) for _, path in columns] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    cells.insert(1, ["-" * width for width in widths])
+    for row in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _filters(text: str | None) -> list[dict]:
+    if text is None:
+        return []
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as exc:
+            raise CliError(f"--filters: cannot read {text[1:]}: {exc.strerror}") from None
     try:
-        error = answer.json()["error"]
-        return CliError(f"{error['code']}: {error['message']}")
-    except (ValueError, KeyError, TypeError):
-        return CliError(f"HTTP {answer.status_code}: {answer.text[:200]}")
+        filters = json.loads(text)
+    except ValueError as exc:
+        raise CliError(f"--filters: not JSON: {exc}") from None
+    if not isinstance(filters, list) or not all(isinstance(item, dict) for item in filters):
+        raise CliError("--filters: must be a JSON list of filter objects")
+    return filters
+
+
+def _vm_id(args: argparse.Namespace) -> str:
+    if args.vm.startswith("/"):
+        return VirtualMachineId.parse(args.vm, "--vm").arm_id
+    return VirtualMachineId(args.subscription, args.resource_group, args.vm).arm_id
+
+
+def create(args: argparse.Namespace) -> int:
+    capture = _capture(args)
+    location = {key: value for key, value in (("storageId", args.storage_account), ("storagePath", args.storage_path),
+                                              ("filePath", args.file_path)) if value}
+    if not location:
+        raise CliError("give --storage-account, --file-path or both")
+    properties = {"target": _vm_id(args), "bytesToCapturePerPacket": args.capture_size,
+                  "totalBytesPerSession": args.capture_limit, "timeLimitInSeconds": args.time_limit,
+                  "storageLocation": location, "filters": _filters(args.filters)}
+    _print(args, _checked(_client(args).create(capture, properties)), "capture")
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    _print(args, _checked(_client(args).get(_capture(args))), "capture")
+    return 0
+
+
+def show_status(args: argparse.Namespace) -> int:
+    _print(args, _checked(_client(args).query_status(_capture(args))), "status")
+    return 0
+
+
+def list_captures(args: argparse.Namespace) -> int:
+    _print(args, _checked(_client(args).list(_capture(args)))["value"], "capture")
+    return 0
+
+
+def stop(args: argparse.Namespace) -> int:
+    _checked(_client(args).stop(_capture(args)))
+    return 0
+
+
+def delete(args: argparse.Namespace) -> int:
+    _checked(_client(args).delete(_capture(args)))
+    return 0
 
 
 def _progress(done: int, total: int | None) -> None:
@@ -56,17 +167,11 @@ def _progress(done: int, total: int | None) -> None:
 
 def download(args: argparse.Namespace) -> int:
     capture = _capture(args)
-    if not args.token:
-        raise CliError("--token is required (or set PACKETWATCH_TOKEN)")
-    answer = httpx.get(f"{args.api}{capture.arm_id}/downloadUrl", params={"api-version": API_VERSION},
-                       headers={"Authorization": f"Bearer {args.token}"}, timeout=30)
-    if answer.status_code != 200:
-        raise _error(answer)
-    where = answer.json()
+    where = _checked(_client(args).download_url(capture))
     if "url" not in where:
         print(f"{capture.name}: {where['message']} ({where['target']})")
         return 0
-    output = Path(args.output or f"{capture.name}.cap")
+    output = Path(args.file or f"{capture.name}.cap")
     partial = output.with_name(output.name + ".part")
     with httpx.stream("GET", where["url"], timeout=60) as stream:
         if stream.status_code != 200:
@@ -84,10 +189,47 @@ def download(args: argparse.Namespace) -> int:
     return 0
 
 
+def agent_show(args: argparse.Namespace) -> int:
+    _print(args, _checked(_client(args).agents())["value"], "agent")
+    return 0
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     group = commands.add_parser("packet-capture", help="manage packet captures (as az network watcher packet-capture)")
     actions = group.add_subparsers(dest="action", required=True)
+
+    made = actions.add_parser("create", help="create and start a packet capture on a VM")
+    _scope(made)
+    made.add_argument("--vm", required=True, help="the VM: a name in -g, or a resource ID")
+    made.add_argument("--storage-account", help="storage account resource ID to upload to")
+    made.add_argument("--storage-path", help="URI of the storage path (set by PacketWatch after upload)")
+    made.add_argument("--file-path", help="path of the capture file on the VM (under /var/captures, *.cap)")
+    made.add_argument("--capture-size", type=int, default=0, help="bytes captured per packet (0: whole packet)")
+    made.add_argument("--capture-limit", type=int, default=DEFAULT_TOTAL_BYTES_PER_SESSION,
+                      help="maximum size of the capture output in bytes")
+    made.add_argument("--time-limit", type=int, default=MAX_TIME_LIMIT_SECONDS, help="seconds the capture runs")
+    made.add_argument("--filters", help="JSON list of filters, or @file holding it")
+    made.set_defaults(handler=lambda args, settings: create(args))
+
+    for name, handler, helptext in (("show", show, "show a packet capture"),
+                                    ("show-status", show_status, "show the status of a packet capture"),
+                                    ("stop", stop, "stop a running packet capture"),
+                                    ("delete", delete, "delete a packet capture (its files are kept)")):
+        action = actions.add_parser(name, help=helptext)
+        _scope(action)
+        action.set_defaults(handler=lambda args, settings, handler=handler: handler(args))
+
+    listed = actions.add_parser("list", help="list the packet captures of a network watcher")
+    _scope(listed, named=False)
+    listed.set_defaults(handler=lambda args, settings: list_captures(args))
+
     get = actions.add_parser("download", help="download a capture's file (or say where it is kept)")
-    add_common(get)
-    get.add_argument("-o", "--output", help="file to write (default: NAME.cap)")
+    _scope(get, formats=False)
+    get.add_argument("-o", "--output", dest="file", help="file to write (default: NAME.cap)")
     get.set_defaults(handler=lambda args, settings: download(args))
+
+
+def register_agent_show(agent_actions: argparse._SubParsersAction) -> None:
+    shown = agent_actions.add_parser("show", help="list the agents that report in (VM, version, last seen)")
+    _connection(shown)
+    shown.set_defaults(handler=lambda args, settings: agent_show(args))

@@ -21,8 +21,8 @@ def requirement(access: AccessConfig, role: Role) -> Callable[[Request], TokenGr
         grant = access.grant_for(token.strip())
         if grant is None:
             raise ArmError(401, "InvalidAuthenticationToken", "the bearer token is not known", headers=challenge)
-        subscription = request.path_params.get("subscriptionId", "")
-        if not grant.covers(subscription):
+        subscription = request.path_params.get("subscriptionId")
+        if subscription is not None and not grant.covers(subscription):
             raise ArmError(403, "AuthorizationFailed",
                            f"token {grant.name!r} has no access to subscription {subscription!r}", "subscriptionId")
         if not grant.allows(role):

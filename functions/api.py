@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from functions.agent_routes import build_agent_router
 from functions.alert_routes import build_alert_router
 from functions.alert_service import AlertService
 from functions.arm_errors import install_error_handlers
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_router(service, access))
     alert_config = load_alert_config(settings.alert_config, settings.capture_root, settings.function_key_list)
     app.include_router(build_alert_router(AlertService(alert_config, service)))
+    app.include_router(build_agent_router(registry, access))
     app.include_router(build_download_router(registry, load_storage_accounts(settings.storage_config), access))
 
     @app.get("/healthz", include_in_schema=False)

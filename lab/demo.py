@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 from scapy.utils import rdpcap
 
-from lab.arm_client import ArmClient
+from cli.arm_client import ArmClient
 from lab.azurite import ACCOUNT, STORAGE_ID, Azurite
 from lab.stack import Stack, temporary_vhost
 from lab.traffic import inbound, outbound, send

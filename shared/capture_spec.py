@@ -57,9 +57,6 @@ def build_spec(capture: CaptureId, params: PacketCaptureParameters, capture_root
     if location.local_path is not None:
         raise InvalidField(f"{prefix}.storageLocation.localPath", location.local_path,
                            "is only valid with continuous capture; use filePath")
-    if location.storage_path is not None:
-        raise InvalidField(f"{prefix}.storageLocation.storagePath", location.storage_path,
-                           "is set by PacketWatch after upload, not by the caller")
     if not location.storage_id and not location.file_path:
         raise InvalidField(f"{prefix}.storageLocation", location.to_arm(),
                            "needs storageId, filePath or both")

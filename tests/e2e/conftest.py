@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.arm_client import ArmClient
+from cli.arm_client import ArmClient
 from lab.azurite import ACCOUNT, STORAGE_ID, Azurite
 from lab.stack import Stack
 from lab.vms import LabVm, create_vms, remove_vms

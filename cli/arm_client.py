@@ -1,4 +1,4 @@
-"""A small client of PacketWatch's ARM routes, for the demo and the end-to-end tests."""
+"""A client of PacketWatch's ARM routes: the CLI, the demo and the tests use it."""
 
 from __future__ import annotations
 
@@ -37,8 +37,11 @@ class ArmClient:
     def stop(self, capture: CaptureId) -> httpx.Response:
         return self._call("POST", capture.arm_id + "/stop")
 
+    def query_status(self, capture: CaptureId) -> httpx.Response:
+        return self._call("POST", capture.arm_id + "/queryStatus")
+
     def status(self, capture: CaptureId) -> dict:
-        response = self._call("POST", capture.arm_id + "/queryStatus")
+        response = self.query_status(capture)
         response.raise_for_status()
         return response.json()
 
@@ -47,6 +50,9 @@ class ArmClient:
 
     def download_url(self, capture: CaptureId) -> httpx.Response:
         return self._call("GET", capture.arm_id + "/downloadUrl")
+
+    def agents(self) -> httpx.Response:
+        return self._call("GET", "/packetwatch/agents")
 
     def wait_for(self, capture: CaptureId, *statuses: str, timeout: float = 30.0) -> dict:
         deadline = time.monotonic() + timeout
