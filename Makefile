@@ -2,14 +2,16 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := tshark tcpdump tcpreplay libpcap0.8 iproute2 procps systemd
+APT_PACKAGES := tshark tcpdump tcpreplay libpcap0.8 iproute2 procps systemd chromium
 
 .PHONY: setup system-packages broker demo test bench clean
 
 AZURITE_VERSION := 3.37.0
 AZURITE := .tools/node_modules/.bin/azurite-blob
+PLAYWRIGHT_VERSION := 1.64.1
+PLAYWRIGHT := .tools/node_modules/playwright-core/package.json
 
-setup: system-packages broker $(VENV)/.installed $(AZURITE)
+setup: system-packages broker $(VENV)/.installed $(AZURITE) $(PLAYWRIGHT)
 
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -29,6 +31,9 @@ $(VENV)/.installed: pyproject.toml
 
 $(AZURITE):
 	npm install --no-audit --no-fund --loglevel=error --prefix .tools azurite@$(AZURITE_VERSION)
+
+$(PLAYWRIGHT):
+	npm install --no-audit --no-fund --loglevel=error --prefix .tools playwright-core@$(PLAYWRIGHT_VERSION)
 
 demo: setup
 	$(VENV)/bin/packetwatch up

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from functions.agent_routes import build_agent_router
 from functions.alert_routes import build_alert_router
@@ -20,6 +24,9 @@ from shared.storage_accounts import load_storage_accounts
 from shared.version import VERSION
 
 
+CONSOLE = Path(__file__).parent / "console"
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     app = FastAPI(title="PacketWatch", version=VERSION)
@@ -33,6 +40,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_alert_router(AlertService(alert_config, service)))
     app.include_router(build_agent_router(registry, access))
     app.include_router(build_download_router(registry, load_storage_accounts(settings.storage_config), access))
+
+    app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
+
+    @app.get("/", include_in_schema=False)
+    def console() -> FileResponse:
+        return FileResponse(CONSOLE / "index.html")
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:

@@ -13,7 +13,7 @@ from functions.access import requirement
 from functions.arm_errors import ArmError
 from functions.arm_routes import ONE, ApiVersion, capture_id_from_path, check_api_version
 from shared.access import AccessConfig, Role
-from shared.arm import format_arm_time
+from shared.arm import PcStatus, format_arm_time
 from shared.registry import Registry
 from shared.storage_accounts import StorageAccounts
 from shared.storage_layout import BLOB_CONTAINER
@@ -46,6 +46,9 @@ def build_download_router(registry: Registry, accounts: StorageAccounts, access:
         if record.storage_path and location.storage_id:
             url, expires = _sas_url(accounts, location.storage_id, record.storage_path)
             return JSONResponse({"url": url, "expiresOn": format_arm_time(expires), "blob": record.storage_path})
+        if location.storage_id and record.status is PcStatus.STOPPED and not record.storage_path:
+            raise ArmError(409, "UploadPending", f"{record.capture.name} is being uploaded to storage; try again "
+                           "shortly", "packetCaptureName")
         on_vm = location.file_path or (record.summary.file_paths[0] if record.summary and
                                        record.summary.file_paths else None)
         if on_vm is None or record.status.value in ("NotStarted", "Running"):

@@ -1,0 +1,162 @@
+// PacketWatch web console: the portal's packet capture page, over the ARM API.
+"use strict";
+const API_VERSION = "2026-01-01";
+const $ = (id) => document.getElementById(id);
+const state = { token: "", subscription: "", resourceGroup: "", watcher: "", timer: null };
+
+function watcherPath() {
+  return `/subscriptions/${encodeURIComponent(state.subscription)}/resourceGroups/${encodeURIComponent(state.resourceGroup)}` +
+    `/providers/Microsoft.Network/networkWatchers/${encodeURIComponent(state.watcher)}`;
+}
+
+async function call(method, path, body) {
+  const separator = path.includes("?") ? "&" : "?";
+  const response = await fetch(`${path}${separator}api-version=${API_VERSION}`, {
+    method, headers: { "Authorization": `Bearer ${state.token}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : {};
+  if (!response.ok) {
+    const error = data.error || {};
+    throw new Error(`${error.code || response.status}: ${error.message || text}`);
+  }
+  return data;
+}
+
+function say(text, isError = false) {
+  $("message").textContent = text;
+  $("message").className = isError ? "error" : "";
+}
+
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = text === undefined || text === null ? "" : String(text);
+  if (className) td.className = className;
+  return td;
+}
+
+function button(td, label, action) {
+  const b = document.createElement("button");
+  b.textContent = label;
+  b.addEventListener("click", async () => {
+    try { await action(); } catch (error) { say(error.message, true); }
+    refresh();
+  });
+  td.appendChild(b);
+}
+
+async function download(capture) {
+  const where = await call("GET", `${capture.id}/downloadUrl`);
+  if (!where.url) { say(where.message); return; }
+  const link = document.createElement("a");
+  link.href = where.url;
+  link.download = `${capture.name}.cap`;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  say(`Downloading ${capture.name}`);
+}
+
+async function refresh() {
+  if (!state.token) return;
+  try {
+    const list = await call("GET", `${watcherPath()}/packetCaptures`);
+    const rows = await Promise.all(list.value.map(async (capture) =>
+      [capture, await call("POST", `${capture.id}/queryStatus`)]));
+    const body = $("captures").tBodies[0];
+    body.replaceChildren();
+    for (const [capture, status] of rows) {
+      const row = body.insertRow();
+      row.dataset.name = capture.name;
+      cell(row, capture.name);
+      cell(row, capture.properties.target.split("/").pop());
+      cell(row, status.packetCaptureStatus, `status status-${status.packetCaptureStatus}`);
+      cell(row, status.captureStartTime);
+      cell(row, status.stopReason || (status.packetCaptureError || []).join(", "));
+      cell(row, status.packetWatchSummary ? status.packetWatchSummary.packets : "");
+      cell(row, capture.properties.storageLocation.storagePath ? "yes" : "", "stored");
+      const actions = row.insertCell();
+      if (["NotStarted", "Running"].includes(status.packetCaptureStatus)) {
+        button(actions, "Stop", () => call("POST", `${capture.id}/stop`));
+      } else {
+        button(actions, "Download", () => download(capture));
+      }
+      button(actions, "Delete", async () => {
+        if (confirm(`Delete packet capture ${capture.name}? Its files are kept.`)) {
+          await call("DELETE", capture.id);
+          say(`Deleted ${capture.name}`);
+        }
+      });
+    }
+  } catch (error) {
+    say(error.message, true);
+  }
+}
+
+async function loadAgents() {
+  const agents = await call("GET", "/packetwatch/agents");
+  const select = $("target");
+  select.replaceChildren();
+  for (const agent of agents.value) {
+    const option = document.createElement("option");
+    option.value = agent.vm;
+    option.textContent = `${agent.vm.split("/").pop()} (${agent.hostname}, seen ${agent.lastSeen})`;
+    select.appendChild(option);
+  }
+}
+
+function addFilterRow() {
+  const row = $("filters").tBodies[0].insertRow();
+  const protocol = document.createElement("select");
+  for (const value of ["Any", "TCP", "UDP"]) protocol.add(new Option(value, value));
+  row.insertCell().appendChild(protocol);
+  for (const field of ["localIPAddress", "localPort", "remoteIPAddress", "remotePort"]) {
+    const input = document.createElement("input");
+    input.dataset.field = field;
+    row.insertCell().appendChild(input);
+  }
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.textContent = "Remove";
+  remove.addEventListener("click", () => row.remove());
+  row.insertCell().appendChild(remove);
+}
+
+function filters() {
+  return Array.from($("filters").tBodies[0].rows).map((row) => {
+    const filter = { protocol: row.querySelector("select").value };
+    for (const input of row.querySelectorAll("input")) if (input.value.trim()) filter[input.dataset.field] = input.value.trim();
+    return filter;
+  });
+}
+
+$("scope").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  for (const key of ["token", "subscription", "resourceGroup", "watcher"]) state[key] = $(key).value.trim();
+  try {
+    await loadAgents();
+    say("Connected");
+    clearInterval(state.timer);
+    state.timer = setInterval(refresh, 1000);
+    refresh();
+  } catch (error) { say(error.message, true); }
+});
+
+$("addFilter").addEventListener("click", addFilterRow);
+
+$("create").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const storageLocation = {};
+  if ($("storageId").value.trim()) storageLocation.storageId = $("storageId").value.trim();
+  if ($("filePath").value.trim()) storageLocation.filePath = $("filePath").value.trim();
+  const properties = { target: $("target").value, storageLocation, filters: filters() };
+  for (const limit of ["bytesToCapturePerPacket", "totalBytesPerSession", "timeLimitInSeconds"]) {
+    properties[limit] = Number($(limit).value);
+  }
+  try {
+    await call("PUT", `${watcherPath()}/packetCaptures/${encodeURIComponent($("name").value.trim())}`, { properties });
+    say(`Started ${$("name").value.trim()}`);
+    refresh();
+  } catch (error) { say(error.message, true); }
+});

@@ -1,0 +1,77 @@
+// Drives the web console in headless Chromium: connect, create a capture with a filter,
+// see it Running, stop it, download its file, delete it with the confirmation. Saves a
+// screenshot at each step. Settings come from the environment (see test_console.py).
+const { chromium } = require(process.env.PLAYWRIGHT_CORE);
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+
+(async () => {
+  const shots = env("SCREENSHOTS");
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const page = await browser.newPage({ acceptDownloads: true, viewport: { width: 1400, height: 900 } });
+  page.setDefaultTimeout(30000);
+  const name = env("CAPTURE_NAME");
+  const row = () => page.locator(`#captures tbody tr[data-name="${name}"]`);
+  const status = () => row().locator("td.status");
+  try {
+    await page.goto(env("CONSOLE_URL"));
+    await page.fill("#token", env("TOKEN"));
+    await page.fill("#subscription", env("SUBSCRIPTION"));
+    await page.fill("#resourceGroup", env("RESOURCE_GROUP"));
+    await page.fill("#watcher", env("WATCHER"));
+    await page.click("#scope button[type=submit]");
+    await page.waitForSelector(`#target option[value="${env("TARGET")}"]`, { state: "attached" });
+    await page.screenshot({ path: `${shots}/1-connected.png`, fullPage: true });
+
+    await page.selectOption("#target", env("TARGET"));
+    await page.fill("#name", name);
+    await page.fill("#storageId", env("STORAGE_ID"));
+    await page.fill("#timeLimitInSeconds", "120");
+    await page.click("#addFilter");
+    await page.click("#addFilter");
+    await page.locator("#filters tbody tr").nth(1).locator("button").click();
+    const filter = page.locator("#filters tbody tr").first();
+    await filter.locator("select").selectOption("UDP");
+    await filter.locator('input[data-field="localPort"]').fill(env("LOCAL_PORT"));
+    await page.screenshot({ path: `${shots}/2-create-form.png`, fullPage: true });
+    await page.click("#start");
+
+    await row().waitFor();
+    await page.waitForFunction((n) => document.querySelector(`tr[data-name="${n}"] td.status`)?.textContent === "Running", name);
+    console.log("RUNNING");
+    await page.screenshot({ path: `${shots}/3-running.png`, fullPage: true });
+
+    await new Promise((resolve) => process.stdin.once("data", resolve));   // the test sends traffic, then a line
+    await row().locator("button", { hasText: "Stop" }).click();
+    await page.waitForFunction((n) => document.querySelector(`tr[data-name="${n}"] td.stored`)?.textContent === "yes", name);
+    if ((await status().textContent()) !== "Stopped") throw new Error(`status ${await status().textContent()}`);
+    await page.screenshot({ path: `${shots}/4-stopped.png`, fullPage: true });
+
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      row().locator("button", { hasText: "Download" }).click(),
+    ]);
+    await download.saveAs(env("DOWNLOAD_TO"));
+    await page.screenshot({ path: `${shots}/5-downloaded.png`, fullPage: true });
+
+    page.once("dialog", (dialog) => dialog.accept());
+    await row().locator("button", { hasText: "Delete" }).click();
+    await row().waitFor({ state: "detached" });
+    await page.screenshot({ path: `${shots}/6-deleted.png`, fullPage: true });
+    console.log("DONE");
+  } catch (error) {
+    await page.screenshot({ path: `${shots}/failure.png`, fullPage: true });
+    console.error(error.stack || String(error));
+    process.exitCode = 1;
+  } finally {
+    await browser.close();
+  }
+})();

@@ -1,0 +1,48 @@
+"""The web console in headless Chromium (Playwright): create -> Running -> stop -> download
+-> delete, with screenshots of each step."""
+
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lab.azurite import STORAGE_ID
+from lab.traffic import inbound, send
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYWRIGHT_CORE = ROOT / ".tools" / "node_modules" / "playwright-core"
+SCREENSHOTS = ROOT / "tests" / "e2e" / "screenshots"
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None or not PLAYWRIGHT_CORE.exists(),
+                    reason="make setup installs chromium and playwright-core")
+def test_the_console_creates_stops_downloads_and_deletes_a_capture(lab, tmp_path):
+    vm = lab.vm1
+    name = f"console-{secrets.token_hex(3)}"
+    SCREENSHOTS.mkdir(exist_ok=True)
+    downloaded = tmp_path / "download.cap"
+    env = {**os.environ, "PLAYWRIGHT_CORE": str(PLAYWRIGHT_CORE), "SCREENSHOTS": str(SCREENSHOTS),
+           "CONSOLE_URL": lab.stack.api_url + "/", "TOKEN": lab.stack.token, "SUBSCRIPTION": vm.vm.subscription,
+           "RESOURCE_GROUP": vm.vm.resource_group, "WATCHER": "console-watcher", "TARGET": vm.vm.arm_id,
+           "CAPTURE_NAME": name, "STORAGE_ID": STORAGE_ID, "LOCAL_PORT": "7700", "DOWNLOAD_TO": str(downloaded)}
+    flow = subprocess.Popen(["node", str(ROOT / "tests" / "e2e" / "console_flow.cjs")], env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert flow.stdout.readline().strip() == "RUNNING", flow.stderr.read()
+        send(vm, [inbound(vm, "UDP", 7701, 7700, payload=64), inbound(vm, "UDP", 7701, 7799)], repeat=6)
+        flow.stdin.write("sent\n")
+        flow.stdin.flush()
+        out, err = flow.communicate(timeout=120)
+    finally:
+        if flow.poll() is None:
+            flow.kill()
+    assert flow.returncode == 0 and "DONE" in out, err
+    data = downloaded.read_bytes()
+    assert data[:4] == bytes.fromhex("d4c3b2a1")
+    assert (len(data) - 24) == 6 * (16 + 14 + 20 + 8 + 64), "the 6 packets to local port 7700, nothing else"
+    assert sorted(p.name for p in SCREENSHOTS.glob("[1-6]-*.png")) == [
+        "1-connected.png", "2-create-form.png", "3-running.png", "4-stopped.png", "5-downloaded.png",
+        "6-deleted.png"]
