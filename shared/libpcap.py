@@ -55,7 +55,6 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "pcap_set_promisc": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int]),
     "pcap_set_timeout": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int]),
     "pcap_set_buffer_size": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int]),
-    "pcap_set_immediate_mode": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int]),
     "pcap_activate": (ctypes.c_int, [ctypes.c_void_p]),
     "pcap_compile": (
         ctypes.c_int,
@@ -79,7 +78,6 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
         ctypes.c_int,
         [ctypes.POINTER(BpfProgramStruct), ctypes.POINTER(PcapPkthdr), ctypes.c_char_p],
     ),
-    "pcap_lib_version": (ctypes.c_char_p, []),
 }
 
 

@@ -81,8 +81,8 @@ class Agent:
 
     # -- messages out -------------------------------------------------------------------
     def _publish_until_sent(self, task: TaskName, payload: dict, queue: str) -> None:
-        """News about a capture must not be lost while the broker is away: retry until it is
-        taken, or until the agent is shutting down and the retry window has passed."""
+        """News about a capture must not be lost while the broker is away: retry with backoff
+        for up to REPORT_RETRY_SECONDS until the broker takes (and confirms) it."""
         delay, deadline = 0.5, time.monotonic() + REPORT_RETRY_SECONDS
         while True:
             try:
@@ -133,9 +133,7 @@ class Agent:
             log.error("capture %s is for %s, not this VM; ignored", request.capture_id, request.target)
             return
         if not self.journal.begin(key, request.capture_id):
-            if not self.journal.finished(key):
-                self._fail(request, PcError.AGENT_STOPPED, "the agent stopped during this capture")
-            return
+            return  # delivered again: it ran (or was recovered after a crash) already
         with self.lock:
             if key in self.stopped_early:
                 self.stopped_early.discard(key)

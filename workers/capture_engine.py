@@ -69,7 +69,9 @@ def _sockaddr_ip(sa: _SockAddr) -> ipaddress.IPv4Address | ipaddress.IPv6Address
 def interface_addresses(interface: str, netns: str | None = None) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     """The IPv4 and IPv6 addresses of `interface` (in `netns`), as libpcap lists them."""
     pcap = libpcap.lib()
+    pcap.pcap_findalldevs.restype = ctypes.c_int
     pcap.pcap_findalldevs.argtypes = [ctypes.POINTER(ctypes.POINTER(_PcapIf)), ctypes.c_char_p]
+    pcap.pcap_freealldevs.restype = None
     pcap.pcap_freealldevs.argtypes = [ctypes.POINTER(_PcapIf)]
     devices = ctypes.POINTER(_PcapIf)()
     errbuf = ctypes.create_string_buffer(libpcap.PCAP_ERRBUF_SIZE)
