@@ -11,7 +11,6 @@ from starlette.concurrency import run_in_threadpool
 
 from functions.alert_service import AlertService
 from functions.arm_errors import ArmError
-from functions.dispatch import BrokerUnavailable
 from functions.openapi_bodies import json_body
 from functions.request_limits import read_json
 from shared.alert_payloads import parse_alert
@@ -40,12 +39,8 @@ def build_alert_router(service: AlertService) -> APIRouter:
         if not key_is_valid(request.headers.get("x-functions-key") or code, service.config.function_keys):
             raise ArmError(401, "Unauthorized", "a valid function key is required (?code= or x-functions-key)")
         notices = parse_alert(await read_json(request, MAX_BODY_BYTES))
-        try:
-            async with handling:
-                outcome = await run_in_threadpool(service.handle, notices)
-        except BrokerUnavailable as exc:
-            raise ArmError(503, "ServiceUnavailable", f"the message broker is unavailable: {exc}",
-                           headers={"Retry-After": "5"}) from None
+        async with handling:
+            outcome = await run_in_threadpool(service.handle, notices)
         return JSONResponse(outcome.to_json(), status_code=202 if outcome.started else 200)
 
     return router

@@ -13,7 +13,6 @@ from functions.capture_service import ACTIVE, CaptureService
 from shared.alert_config import AlertConfig, AlertRule, CaptureTemplate
 from shared.alert_payloads import AlertNotice
 from shared.arm import PacketCaptureParameters, PacketCaptureStorageLocation
-from shared.capture_spec import field_path
 from shared.errors import InvalidField
 from shared.resource_ids import CaptureId, VirtualMachineId
 
@@ -94,8 +93,7 @@ class AlertService:
         try:
             merged = CaptureTemplate.model_validate({**template.model_dump(by_alias=True), **notice.capture})
         except ValidationError as exc:
-            first = exc.errors()[0]
-            raise InvalidField(f"capture.{field_path(first['loc'])}", first.get("input"), first["msg"]) from None
+            raise InvalidField.from_validation(exc, "capture") from None
         merged.check(self.captures.capture_root, "capture")
         return merged
 

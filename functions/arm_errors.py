@@ -8,8 +8,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.arm import ErrorDetails, ErrorResponse
-from shared.capture_spec import field_path
-from shared.errors import CaptureConflict, CaptureNotFound, InvalidField
+from functions.dispatch import BrokerUnavailable
+from shared.errors import CaptureConflict, CaptureNotFound, InvalidField, field_path
+
+
+RETRY_AFTER_SECONDS = "5"
 
 
 class ArmError(Exception):
@@ -51,6 +54,11 @@ def install_error_handlers(app: FastAPI) -> None:
         first = exc.errors()[0]
         target = field_path(tuple(part for part in first["loc"] if part not in ("body", "query", "path")))
         return arm_error_response(400, "InvalidParameter", f"{target}: {first['msg']}", target)
+
+    @app.exception_handler(BrokerUnavailable)
+    async def _broker(_: Request, exc: BrokerUnavailable) -> JSONResponse:
+        return arm_error_response(503, "ServiceUnavailable", f"the message broker is unavailable: {exc}",
+                                  headers={"Retry-After": RETRY_AFTER_SECONDS})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

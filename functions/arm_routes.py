@@ -12,7 +12,6 @@ from fastapi.responses import JSONResponse
 from functions.access import requirement
 from functions.arm_errors import ArmError
 from functions.capture_service import CaptureService
-from functions.dispatch import BrokerUnavailable
 from functions.request_limits import read_json
 from functions.openapi_bodies import json_body
 from shared.access import AccessConfig, Role
@@ -25,7 +24,6 @@ WATCHER = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/p
 CAPTURES = WATCHER + "/packetCaptures"
 ONE = CAPTURES + "/{packetCaptureName}"
 API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
-RETRY_AFTER_SECONDS = "5"
 MAX_BODY_BYTES = 1024 * 1024
 
 ApiVersion = Annotated[str | None, Query(alias="api-version")]
@@ -52,11 +50,6 @@ def _operation_url(request: Request, capture: CaptureId, kind: str, api_version:
     return f"{base}{capture.watcher_path}/{kind}/{uuid.uuid4()}?api-version={api_version}"
 
 
-def _unavailable(exc: BrokerUnavailable) -> ArmError:
-    return ArmError(503, "ServiceUnavailable", f"the message broker is unavailable: {exc}",
-                    headers={"Retry-After": RETRY_AFTER_SECONDS})
-
-
 def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
     router = APIRouter()
     registry = service.registry
@@ -70,10 +63,7 @@ def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
         version = check_api_version(api_version)
         capture = capture_id_from_path(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
         resource = parse_body(await read_json(request, MAX_BODY_BYTES))
-        try:
-            record, _ = service.create(capture, resource.properties)
-        except BrokerUnavailable as exc:
-            raise _unavailable(exc) from None
+        record, _ = service.create(capture, resource.properties)
         headers = {"Azure-AsyncOperation": _operation_url(request, capture, "operations", version)}
         return JSONResponse(record.to_result().to_arm(), status_code=201, headers=headers)
 
@@ -97,10 +87,7 @@ def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
              api_version: ApiVersion = None) -> Response:
         check_api_version(api_version)
         capture = capture_id_from_path(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName)
-        try:
-            service.stop(registry.get(capture))
-        except BrokerUnavailable as exc:
-            raise _unavailable(exc) from None
+        service.stop(registry.get(capture))
         return JSONResponse({}, status_code=200)
 
     @router.post(ONE + "/queryStatus", dependencies=reader)
@@ -118,10 +105,7 @@ def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
         record = registry.find(capture)
         if record is None:
             return Response(status_code=204)
-        try:
-            service.stop(record)
-        except BrokerUnavailable as exc:
-            raise _unavailable(exc) from None
+        service.stop(record)
         registry.delete(capture)
         return Response(status_code=202,
                         headers={"Location": _operation_url(request, capture, "operationResults", version)})

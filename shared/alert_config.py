@@ -4,13 +4,12 @@ alerts to capture templates. Read from a YAML or JSON file (PACKETWATCH_ALERT_CO
 from __future__ import annotations
 
 import fnmatch
-from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.alert_payloads import AlertNotice
 from shared.arm import MAX_TIME_LIMIT_SECONDS, UINT32_MAX, PacketCaptureFilter
+from shared.config_files import load_model
 from shared.errors import InvalidField
 from shared.filters import parse_filters
 from shared.resource_ids import VirtualMachineId
@@ -88,17 +87,6 @@ class AlertConfig(ConfigModel):
 
 
 def load_alert_config(path: str | None, capture_root: str, extra_keys: list[str]) -> AlertConfig:
-    data: dict = {}
-    if path:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise InvalidField("PACKETWATCH_ALERT_CONFIG", path, f"cannot be read: {exc}") from None
-    try:
-        config = AlertConfig.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InvalidField(f"alert config {where}", first.get("input"), first["msg"]) from None
+    config = load_model(AlertConfig, path, "PACKETWATCH_ALERT_CONFIG")
     config.function_keys = [key for key in [*config.function_keys, *extra_keys] if key]
     return config.check(capture_root)

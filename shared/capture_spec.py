@@ -17,20 +17,12 @@ from shared.storage_accounts import storage_account_name
 from shared.storage_layout import relative_capture_path, spool_relative_path
 
 
-def field_path(loc: tuple[object, ...]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
-
-
 def parse_body(body: object) -> PacketCapture:
     """The PUT body as a PacketCapture, or InvalidField naming the first bad field."""
     try:
         return PacketCapture.model_validate(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InvalidField(field_path(first["loc"]) or "body", first.get("input"), first["msg"]) from None
+        raise InvalidField.from_validation(exc) from None
 
 
 @dataclass(frozen=True)

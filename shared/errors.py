@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
+
+def field_path(loc: tuple[object, ...]) -> str:
+    """pydantic's error location as the field path users write: `properties.filters[1].localPort`."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
 
 class InvalidField(ValueError):
     """A value supplied by a user is not acceptable; names the field and the value."""
@@ -11,6 +21,14 @@ class InvalidField(ValueError):
         self.value = value
         self.reason = reason
         super().__init__(f"{field}: {value!r} is not valid: {reason}")
+
+    @classmethod
+    def from_validation(cls, error: ValidationError, prefix: str = "") -> "InvalidField":
+        """The first problem pydantic found, with its field path under `prefix`."""
+        first = error.errors()[0]
+        where = field_path(first["loc"])
+        field = f"{prefix}.{where}" if prefix and where else (prefix or where or "body")
+        return cls(field, first.get("input"), first["msg"])
 
     def at(self, prefix: str) -> "InvalidField":
         """The same error with its field placed under `prefix` (e.g. 'filters[1]')."""

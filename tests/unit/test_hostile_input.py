@@ -4,6 +4,7 @@ InvalidField that names the field, nothing else; names and paths never leave the
 import posixpath
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -13,6 +14,7 @@ from shared.alert_payloads import parse_alert
 from shared.arm import PacketCaptureFilter
 from shared.bpf import compile_filters
 from shared.capture_spec import parse_body
+from shared.config_files import parse_model
 from shared.errors import InvalidField
 from shared.filter_values import parse_addresses, parse_ports
 from shared.filters import parse_filters
@@ -98,28 +100,13 @@ def test_the_agent_never_resolves_a_path_outside_its_folder(tmp_path_factory, re
     assert path.resolve().is_relative_to(root.resolve())
 
 
-@settings(max_examples=400, deadline=None)
-@given(body=JSON)
-def test_alert_payloads_parse_or_are_refused(body):
-    try:
-        parse_alert(body)
-    except InvalidField as error:
-        assert error.field
-
-
+@pytest.mark.parametrize("parse", [parse_alert, parse_body,
+                                   lambda body: parse_model(AlertConfig, body, "PACKETWATCH_ALERT_CONFIG")],
+                         ids=["alert payload", "create body", "alert configuration"])
 @settings(max_examples=300, deadline=None)
 @given(body=JSON)
-def test_create_bodies_parse_or_are_refused(body):
+def test_json_inputs_parse_or_are_refused_naming_the_field(parse, body):
     try:
-        parse_body(body)
+        parse(body)
     except InvalidField as error:
         assert error.field
-
-
-@settings(max_examples=200, deadline=None)
-@given(body=JSON)
-def test_alert_configuration_is_validated(body):
-    try:
-        AlertConfig.model_validate(body)
-    except (ValidationError, InvalidField):
-        pass
