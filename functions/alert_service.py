@@ -111,11 +111,10 @@ class AlertService:
 
     def _resolve(self, notice: AlertNotice, rule: AlertRule | None, vm: VirtualMachineId,
                  outcome: AlertOutcome) -> None:
-        holder = self.registry.alert_capture(vm.key, notice.rule.lower())
-        record = self.registry.find(holder) if holder else None
-        if rule is not None and rule.stop_on_resolve and record is not None and record.status in ACTIVE:
-            self.captures.stop(record)
-            outcome.stopped.append({"id": holder.arm_id, "target": vm.arm_id, "alertRule": notice.rule})
+        held = self.registry.alert_capture_status(vm.key, notice.rule.lower())
+        if rule is not None and rule.stop_on_resolve and held is not None and held[1] in ACTIVE:
+            self.captures.stop(self.registry.get(held[0]))
+            outcome.stopped.append({"id": held[0].arm_id, "target": vm.arm_id, "alertRule": notice.rule})
             return
         outcome.skipped.append({"alertRule": notice.rule, "target": vm.arm_id,
                                 "reason": f"alert {notice.rule!r} is resolved: nothing to start"})

@@ -28,7 +28,12 @@ from shared.errors import CaptureConflict, CaptureNotFound
 from shared.messages import Heartbeat, StatusEvent, UploadResult
 from shared.resource_ids import CaptureId
 
-STATUS_RANK = {PcStatus.NOT_STARTED: 0, PcStatus.RUNNING: 1, PcStatus.STOPPED: 2, PcStatus.ERROR: 2}
+# The statuses each status may follow: status only moves forward.
+COMES_AFTER = {
+    PcStatus.RUNNING: (PcStatus.NOT_STARTED,),
+    PcStatus.STOPPED: (PcStatus.NOT_STARTED, PcStatus.RUNNING),
+    PcStatus.ERROR: (PcStatus.NOT_STARTED, PcStatus.RUNNING),
+}
 
 metadata = MetaData()
 
@@ -41,7 +46,6 @@ captures = Table(
     Column("target_key", String(512), nullable=False, index=True),
     Column("parameters", Text, nullable=False),
     Column("status", String(16), nullable=False),
-    Column("status_rank", Integer, nullable=False),
     Column("capture_start_time", DateTime(timezone=True)),
     Column("stop_reason", String(64)),
     Column("errors", Text, nullable=False, default="[]"),
@@ -68,7 +72,6 @@ alert_captures = Table(
     "alert_captures", metadata,
     Column("vm_key", String(512), primary_key=True),
     Column("rule_key", String(255), primary_key=True),
-    Column("capture_key", String(512), nullable=False),
     Column("capture_id", String(512), nullable=False),
 )
 
@@ -144,11 +147,10 @@ def _record(row) -> CaptureRecord:  # type: ignore[no-untyped-def]
 
 
 def make_engine(database_url: str) -> Engine:
-    if database_url.startswith("sqlite:///") and not database_url.startswith("sqlite:////:memory:"):
-        folder = os.path.dirname(database_url.removeprefix("sqlite:///"))
-        if folder:
-            os.makedirs(folder, exist_ok=True)
     is_sqlite = database_url.startswith("sqlite")
+    folder = os.path.dirname(database_url.removeprefix("sqlite:///")) if is_sqlite else ""
+    if folder:
+        os.makedirs(folder, exist_ok=True)
     engine = create_engine(database_url, connect_args={"timeout": 30} if is_sqlite else {}, pool_size=16,
                            max_overflow=32, pool_pre_ping=not is_sqlite)
     if is_sqlite:
@@ -180,8 +182,8 @@ class Registry:
         values = dict(
             key=capture.key, arm_id=capture.arm_id, watcher_key=capture.watcher_path.lower(), name=capture.name,
             target_key=target_key, parameters=parameters.model_dump_json(by_alias=True),
-            status=PcStatus.NOT_STARTED.value, status_rank=0, errors="[]", etag=_etag(), run_id=uuid.uuid4().hex, stop_requested=0,
-            created_at=created_at,
+            status=PcStatus.NOT_STARTED.value, errors="[]", etag=_etag(), run_id=uuid.uuid4().hex,
+            stop_requested=0, created_at=created_at,
         )
         try:
             with self.engine.begin() as conn:
@@ -214,10 +216,10 @@ class Registry:
     def apply(self, event: StatusEvent) -> bool:
         """Apply a status event if it moves this run of the capture forward; True when it did.
         An event of an earlier capture of the same name (deleted, then created again) is ignored."""
-        rank = STATUS_RANK.get(event.status)
-        if rank is None:
+        predecessors = COMES_AFTER.get(event.status)
+        if predecessors is None:
             return False
-        values: dict[str, object] = dict(status=event.status.value, status_rank=rank, etag=_etag())
+        values: dict[str, object] = dict(status=event.status.value, etag=_etag())
         if event.capture_start_time is not None:
             values["capture_start_time"] = _utc(event.capture_start_time)
         if event.stop_reason is not None:
@@ -232,7 +234,8 @@ class Registry:
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(captures)
-                .where(captures.c.key == key, captures.c.run_id == event.run_id, captures.c.status_rank < rank)
+                .where(captures.c.key == key, captures.c.run_id == event.run_id,
+                       captures.c.status.in_([status.value for status in predecessors]))
                 .values(**values)
             )
         return result.rowcount == 1
@@ -243,7 +246,7 @@ class Registry:
         if result.storage_path is not None:
             values: dict[str, object] = dict(storage_path=result.storage_path, etag=_etag())
         else:
-            values = dict(status=PcStatus.ERROR.value, status_rank=3, errors=json.dumps([PcError.STORAGE_FAILED.value]),
+            values = dict(status=PcStatus.ERROR.value, errors=json.dumps([PcError.STORAGE_FAILED.value]),
                           error_message=f"{result.error_message}; the file is kept at {result.local_path}",
                           etag=_etag())
         key = CaptureId.parse(result.capture_id).key
@@ -295,16 +298,10 @@ class Registry:
                             json.loads(row.running)) for row in rows]
 
     # -- alert-started captures: at most one per (VM, alert rule) -------------------------
-    def alert_capture(self, vm_key: str, rule_key: str) -> CaptureId | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(alert_captures.c.capture_id).where(
-                alert_captures.c.vm_key == vm_key, alert_captures.c.rule_key == rule_key)).first()
-        return CaptureId.parse(row.capture_id) if row else None
-
     def alert_capture_status(self, vm_key: str, rule_key: str) -> tuple[CaptureId, PcStatus | None] | None:
         """The capture holding (VM, rule) and its status (None when it is gone), in one query."""
         query = (select(alert_captures.c.capture_id, captures.c.status)
-                 .select_from(alert_captures.outerjoin(captures, captures.c.key == alert_captures.c.capture_key))
+                 .select_from(alert_captures.outerjoin(captures, captures.c.arm_id == alert_captures.c.capture_id))
                  .where(alert_captures.c.vm_key == vm_key, alert_captures.c.rule_key == rule_key))
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
@@ -316,16 +313,16 @@ class Registry:
         """Claim (VM, rule) for `capture`: None when claimed, else the capture that holds it."""
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(alert_captures).values(vm_key=vm_key, rule_key=rule_key, capture_key=capture.key,
+                conn.execute(insert(alert_captures).values(vm_key=vm_key, rule_key=rule_key,
                                                            capture_id=capture.arm_id))
             return None
         except IntegrityError:
-            holder = self.alert_capture(vm_key, rule_key)
-            return holder if holder is not None else self.claim_alert_capture(vm_key, rule_key, capture)
+            held = self.alert_capture_status(vm_key, rule_key)
+            return held[0] if held is not None else self.claim_alert_capture(vm_key, rule_key, capture)
 
     def release_alert_capture(self, vm_key: str, rule_key: str, capture: CaptureId) -> None:
         """Release (VM, rule) if `capture` still holds it."""
         with self.engine.begin() as conn:
             conn.execute(delete(alert_captures).where(alert_captures.c.vm_key == vm_key,
                                                       alert_captures.c.rule_key == rule_key,
-                                                      alert_captures.c.capture_key == capture.key))
+                                                      alert_captures.c.capture_id == capture.arm_id))
