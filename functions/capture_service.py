@@ -26,8 +26,9 @@ class CaptureService:
 
     def record(self, capture: CaptureId, parameters: PacketCaptureParameters) -> tuple[CaptureSpec, CaptureRecord, bool]:
         """Check and record a capture without publishing it: (spec, record, created)."""
-        spec = build_spec(capture, parameters, self.capture_root, datetime.now(timezone.utc))
-        record, is_new = self.registry.create(capture, parameters, spec.target.key, datetime.now(timezone.utc))
+        now = datetime.now(timezone.utc)
+        spec = build_spec(capture, parameters, self.capture_root, now)
+        record, is_new = self.registry.create(capture, parameters, spec.target.key, now)
         return spec, record, is_new
 
     def publish(self, spec: CaptureSpec, record: CaptureRecord) -> None:

@@ -44,12 +44,37 @@ class PcapStat(ctypes.Structure):
     _fields_ = [("ps_recv", ctypes.c_uint), ("ps_drop", ctypes.c_uint), ("ps_ifdrop", ctypes.c_uint)]
 
 
+class SockAddr(ctypes.Structure):
+    _fields_ = [("sa_family", ctypes.c_ushort), ("sa_data", ctypes.c_ubyte * 26)]
+
+
+class PcapAddr(ctypes.Structure):
+    pass
+
+
+PcapAddr._fields_ = [
+    ("next", ctypes.POINTER(PcapAddr)), ("addr", ctypes.POINTER(SockAddr)),
+    ("netmask", ctypes.c_void_p), ("broadaddr", ctypes.c_void_p), ("dstaddr", ctypes.c_void_p),
+]
+
+
+class PcapIf(ctypes.Structure):
+    pass
+
+
+PcapIf._fields_ = [
+    ("next", ctypes.POINTER(PcapIf)), ("name", ctypes.c_char_p), ("description", ctypes.c_char_p),
+    ("addresses", ctypes.POINTER(PcapAddr)), ("flags", ctypes.c_uint),
+]
+
 PcapHandler = ctypes.CFUNCTYPE(
     None, ctypes.c_void_p, ctypes.POINTER(PcapPkthdr), ctypes.POINTER(ctypes.c_ubyte)
 )
 
 _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "pcap_open_dead": (ctypes.c_void_p, [ctypes.c_int, ctypes.c_int]),
+    "pcap_findalldevs": (ctypes.c_int, [ctypes.POINTER(ctypes.POINTER(PcapIf)), ctypes.c_char_p]),
+    "pcap_freealldevs": (None, [ctypes.POINTER(PcapIf)]),
     "pcap_create": (ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_char_p]),
     "pcap_set_snaplen": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int]),
     "pcap_set_promisc": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int]),

@@ -197,11 +197,7 @@ class Agent:
         program = compile_filters(specs, vm_addresses, params.bytes_to_capture_per_packet)
         path = resolve_capture_path(self.config.capture_dir, request.relative_file_path)
         self.journal.set_path(request.run_id, request.capture_id, path)
-        limits = SessionLimits(
-            snaplen=params.bytes_to_capture_per_packet,
-            byte_limit=params.total_bytes_per_session or 0xFFFFFFFF,
-            seconds=params.time_limit_in_seconds or 18000,
-        )
+        limits = SessionLimits.of(params)
 
         def on_running(started: datetime) -> None:
             self.report(_event(request, PcStatus.RUNNING, capture_start_time=started))
@@ -210,14 +206,14 @@ class Agent:
         stats = read_statistics(outcome.path)
         summary = CaptureSummary(packets=outcome.packets, bytes=outcome.file_bytes,
                                  kernel_drops=outcome.kernel_drops, file_paths=[str(outcome.path)],
-                                 sha256=outcome.sha256,
+                                 sha256=stats.sha256,
                                  duration_seconds=round((outcome.ended - outcome.started).total_seconds(), 3),
                                  protocols=dict(stats.protocols), top_talkers=stats.top_talkers())
         if params.storage_location.storage_id:
             upload = UploadRequest(capture_id=request.capture_id, run_id=request.run_id, target=request.target,
                                    storage_id=params.storage_location.storage_id, local_path=str(outcome.path),
                                    keep_local=bool(params.storage_location.file_path), created=outcome.started,
-                                   sha256=outcome.sha256)
+                                   sha256=stats.sha256)
             self._publish_until_sent(TaskName.UPLOAD, upload.model_dump(mode="json"), self.queue)
         self.report(_event(request, PcStatus.STOPPED, capture_start_time=outcome.started,
                            stop_reason=outcome.stop_reason.value, summary=summary))

@@ -33,31 +33,7 @@ class KernelCounters:
     interface_dropped: int
 
 
-class _SockAddr(ctypes.Structure):
-    _fields_ = [("sa_family", ctypes.c_ushort), ("sa_data", ctypes.c_ubyte * 26)]
-
-
-class _PcapAddr(ctypes.Structure):
-    pass
-
-
-_PcapAddr._fields_ = [
-    ("next", ctypes.POINTER(_PcapAddr)), ("addr", ctypes.POINTER(_SockAddr)),
-    ("netmask", ctypes.c_void_p), ("broadaddr", ctypes.c_void_p), ("dstaddr", ctypes.c_void_p),
-]
-
-
-class _PcapIf(ctypes.Structure):
-    pass
-
-
-_PcapIf._fields_ = [
-    ("next", ctypes.POINTER(_PcapIf)), ("name", ctypes.c_char_p), ("description", ctypes.c_char_p),
-    ("addresses", ctypes.POINTER(_PcapAddr)), ("flags", ctypes.c_uint),
-]
-
-
-def _sockaddr_ip(sa: _SockAddr) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def _sockaddr_ip(sa: libpcap.SockAddr) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     data = bytes(sa.sa_data)
     if sa.sa_family == socket.AF_INET:
         return ipaddress.IPv4Address(data[2:6])
@@ -69,11 +45,7 @@ def _sockaddr_ip(sa: _SockAddr) -> ipaddress.IPv4Address | ipaddress.IPv6Address
 def interface_addresses(interface: str, netns: str | None = None) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     """The IPv4 and IPv6 addresses of `interface` (in `netns`), as libpcap lists them."""
     pcap = libpcap.lib()
-    pcap.pcap_findalldevs.restype = ctypes.c_int
-    pcap.pcap_findalldevs.argtypes = [ctypes.POINTER(ctypes.POINTER(_PcapIf)), ctypes.c_char_p]
-    pcap.pcap_freealldevs.restype = None
-    pcap.pcap_freealldevs.argtypes = [ctypes.POINTER(_PcapIf)]
-    devices = ctypes.POINTER(_PcapIf)()
+    devices = ctypes.POINTER(libpcap.PcapIf)()
     errbuf = ctypes.create_string_buffer(libpcap.PCAP_ERRBUF_SIZE)
     with inside(netns):
         if pcap.pcap_findalldevs(ctypes.byref(devices), errbuf) != 0:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import select
 import threading
 import time
@@ -10,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from shared.arm import StopReason
+from shared.arm import MAX_TIME_LIMIT_SECONDS, UINT32_MAX, PacketCaptureParameters, StopReason
 from shared.bpf import BpfProgram
 from workers.capture_engine import READ_TIMEOUT_MS, LiveCapture
 from workers.pcap_sink import PcapFileSink
@@ -37,6 +36,13 @@ class SessionLimits:
     byte_limit: int
     seconds: float
 
+    @classmethod
+    def of(cls, params: PacketCaptureParameters) -> "SessionLimits":
+        """ARM's limits; 0 for bytes or time means the largest value ARM allows."""
+        return cls(snaplen=params.bytes_to_capture_per_packet,
+                   byte_limit=params.total_bytes_per_session or UINT32_MAX,
+                   seconds=params.time_limit_in_seconds or MAX_TIME_LIMIT_SECONDS)
+
 
 @dataclass(frozen=True)
 class SessionOutcome:
@@ -47,15 +53,6 @@ class SessionOutcome:
     file_bytes: int
     kernel_drops: int
     path: Path
-    sha256: str
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def run_session(interface: str, netns: str | None, program: BpfProgram, limits: SessionLimits, path: Path,
@@ -80,7 +77,7 @@ def run_session(interface: str, netns: str | None, program: BpfProgram, limits: 
             sink.close()
     finally:
         source.close()
-    return SessionOutcome(started, ended, reason, sink.packets, path.stat().st_size, drops, path, _sha256(path))
+    return SessionOutcome(started, ended, reason, sink.packets, path.stat().st_size, drops, path)
 
 
 def _pump(source: LiveCapture, sink: PcapFileSink, stop: StopSignal, deadline: float) -> StopReason:

@@ -55,21 +55,19 @@ class Control:
                 and now - self.last_tick <= 2 * self.interval and now - self.ticks_since > silent_after)
 
     def notify(self, capture_id: str, kind: str) -> None:
+        """Hand the capture as it now stands to the notifier."""
         record = self.registry.find(CaptureId.parse(capture_id))
-        if record is not None:
-            publish(self.app, TaskName.NOTIFY.value, notification(record, kind).model_dump(mode="json"), NOTIFY_QUEUE)
+        if record is None:
+            return
+        if kind == COMPLETED and record.parameters.storage_location.storage_id and not record.storage_path:
+            return  # completed once its upload is verified (see uploaded)
+        publish(self.app, TaskName.NOTIFY.value, notification(record, kind).model_dump(mode="json"), NOTIFY_QUEUE)
 
     def status(self, event: StatusEvent) -> None:
         applied = self.registry.apply(event)
         log.info("status %s %s %s", event.capture_id, event.status.value, "applied" if applied else "ignored")
-        if not applied:
-            return
-        if event.status is PcStatus.ERROR:
-            self.notify(event.capture_id, FAILED)
-        elif event.status is PcStatus.STOPPED:
-            record = self.registry.find(CaptureId.parse(event.capture_id))
-            if record is not None and not record.parameters.storage_location.storage_id:
-                self.notify(event.capture_id, COMPLETED)
+        if applied and event.status in (PcStatus.STOPPED, PcStatus.ERROR):
+            self.notify(event.capture_id, COMPLETED if event.status is PcStatus.STOPPED else FAILED)
 
     def sweep(self, silent_after: timedelta) -> None:
         """Running captures whose agent has gone silent end as Error/AgentStopped."""

@@ -1,10 +1,12 @@
-"""Network statistics of a finished capture file: packets per protocol and top talkers.
+"""Network statistics of a finished capture file: packets per protocol, top talkers, and
+the file's SHA-256, all in one pass over the file.
 
 Reads the libpcap records directly (no per-packet objects), so it keeps up with big files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import struct
 from collections import Counter
@@ -24,8 +26,7 @@ class FileStatistics:
     protocols: Counter = field(default_factory=Counter)
     talkers: Counter = field(default_factory=Counter)
     talker_packets: Counter = field(default_factory=Counter)
-    first: float | None = None
-    last: float | None = None
+    sha256: str = ""
 
     def top_talkers(self) -> list[Talker]:
         return [Talker(source=src, destination=dst, packets=self.talker_packets[(src, dst)], bytes=size)
@@ -52,29 +53,31 @@ def _classify(frame: bytes) -> tuple[str, tuple[str, str] | None]:
 
 def read_statistics(path: Path) -> FileStatistics:
     stats = FileStatistics()
+    digest = hashlib.sha256()
     with path.open("rb") as handle:
         header = handle.read(24)
+        digest.update(header)
         if len(header) < 24:
+            stats.sha256 = digest.hexdigest()
             return stats
         magic = struct.unpack_from("<I", header)[0]
-        endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
-        divisor = 1e9 if magic in (0xA1B23C4D, 0x4D3CB2A1) else 1e6
-        record = struct.Struct(endian + "IIII")
+        record = struct.Struct(("<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">") + "IIII")
         while True:
             head = handle.read(16)
+            digest.update(head)
             if len(head) < 16:
                 break
-            seconds, fraction, caplen, length = record.unpack(head)
+            caplen, length = record.unpack(head)[2:]
             frame = handle.read(caplen)
+            digest.update(frame)
             if len(frame) < caplen:
                 break
-            stamp = seconds + fraction / divisor
-            stats.first = stamp if stats.first is None else stats.first
-            stats.last = stamp
             stats.packets += 1
             protocol, talker = _classify(frame[:64])
             stats.protocols[protocol] += 1
             if talker is not None:
                 stats.talkers[talker] += length
                 stats.talker_packets[talker] += 1
+        digest.update(handle.read())
+    stats.sha256 = digest.hexdigest()
     return stats

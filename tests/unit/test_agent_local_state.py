@@ -1,9 +1,14 @@
+import hashlib
 import struct
 
 import pytest
 
+from shared.arm import PacketCaptureParameters
+from workers.capture_session import SessionLimits
+
 from workers.journal import Journal, JournalEntry
 from workers.pcap_repair import repair_pcap
+from workers.pcap_stats import read_statistics
 from workers.local_paths import CapturePathRefused, resolve_capture_path
 
 
@@ -67,3 +72,29 @@ def test_symlinks_in_the_capture_folder_are_not_followed(tmp_path):
     with pytest.raises(CapturePathRefused):
         resolve_capture_path(root, "file.cap")
     assert list(outside.iterdir()) == [outside / "target.cap"]
+
+
+def test_file_statistics_count_protocols_and_talkers_and_hash_the_whole_file(tmp_path):
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.l2 import ARP, Ether
+
+    mac = "02:00:00:00:00:01"
+    frames = [bytes(Ether(src=mac, dst=mac) / IP(src="198.18.0.1", dst="198.18.0.2") / UDP() / (b"x" * 10))] * 3 + \
+        [bytes(Ether(src=mac, dst=mac) / IP(src="198.18.0.2", dst="198.18.0.1") / TCP())] + \
+        [bytes(Ether(src=mac, dst=mac) / ARP(psrc="198.18.0.1", pdst="198.18.0.2"))]
+    path = tmp_path / "stats.cap"
+    path.write_bytes(_pcap(frames))
+    stats = read_statistics(path)
+    assert (stats.packets, dict(stats.protocols)) == (5, {"UDP": 3, "TCP": 1, "ARP": 1})
+    top = stats.top_talkers()
+    assert [(t.source, t.destination, t.packets, t.bytes) for t in top] == [
+        ("198.18.0.1", "198.18.0.2", 3, 3 * len(frames[0])), ("198.18.0.2", "198.18.0.1", 1, len(frames[3]))]
+    assert stats.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_limit_of_zero_means_the_largest_value_arm_allows():
+    params = PacketCaptureParameters.model_validate({"target": "t", "storageLocation": {}, "bytesToCapturePerPacket": 64,
+                                                     "totalBytesPerSession": 0, "timeLimitInSeconds": 0})
+    assert SessionLimits.of(params) == SessionLimits(snaplen=64, byte_limit=4294967295, seconds=18000)
+    params.total_bytes_per_session, params.time_limit_in_seconds = 2000, 5
+    assert SessionLimits.of(params) == SessionLimits(snaplen=64, byte_limit=2000, seconds=5)
