@@ -116,7 +116,9 @@ def run_demo(seconds: int = 6) -> int:
                 print(f"API {stack.api_url}, Azurite 127.0.0.1:{azurite.port}, VMs "
                       + ", ".join(f"{vm.vm.name} ({vm.address})" for vm in vms) + f"; logs in {workdir}")
                 client = ArmClient(stack.api_url, stack.token)
-                ok = _manual_capture(client, *vms, seconds) & _alert_capture(stack, client, key, vms[1])
+                manual_ok = _manual_capture(client, *vms, seconds)
+                alert_ok = _alert_capture(stack, client, key, vms[1])
+                ok = manual_ok and alert_ok
                 print("demo: OK" if ok else "demo: FAILED")
                 return 0 if ok else 1
             finally:

@@ -8,6 +8,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -82,17 +83,22 @@ class Stack:
         return self.workdir / "vms" / vm.netns
 
     def start_api(self) -> None:
-        self.spawn("api", "serve", "--port", str(self.port))
         self.spawn("control", "control", "run")
         self.spawn("notify", "notify", "run")
+        self.start_server("api", self.port)
+
+    def start_server(self, name: str, port: int, *serve_options: str, verify: ssl.SSLContext | None = None) -> str:
+        """Start an API process (`packetwatch serve`) and wait until it answers; returns its URL."""
+        self.spawn(name, "serve", "--port", str(port), *serve_options)
+        url = f"{'https' if verify else 'http'}://127.0.0.1:{port}"
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200:
-                    return
+                if httpx.get(f"{url}/healthz", timeout=1, verify=verify or True).status_code == 200:
+                    return url
             except httpx.HTTPError:
                 time.sleep(0.2)
-        raise TimeoutError(f"the API did not answer within {START_TIMEOUT}s; see {self.workdir}/api.log")
+        raise TimeoutError(f"{name} did not answer within {START_TIMEOUT}s; see {self.workdir}/{name}.log")
 
     def start_agent(self, vm: LabVm) -> None:
         self.spawn(f"agent-{vm.netns}", "agent", "run", "--vm", vm.vm.arm_id, "--interface", vm.vm_if,

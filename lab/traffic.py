@@ -33,6 +33,11 @@ class Flow:
     outbound: bool
     payload: int = 0
 
+    @property
+    def five_tuple(self) -> tuple[str, str, str, int, int]:
+        """(protocol, src, dst, sport, dport), as a capture file read back shows the packet."""
+        return (self.protocol, self.src, self.dst, self.sport, self.dport)
+
     def frame(self, vm: LabVm) -> bytes:
         lab_address(self.src)
         lab_address(self.dst)

@@ -40,5 +40,5 @@ def test_azure_and_alertmanager_alerts_capture_on_their_own_vm(lab):
         path = Path(status["packetWatchSummary"]["filePaths"][0])
         assert path.is_relative_to(lab.stack.capture_dir(vm) / "alerts")
         seen = collections.Counter(record[:5] for record in tshark_records(path))
-        sent = collections.Counter((f.protocol, f.src, f.dst, f.sport, f.dport) for f in traffic[vm.netns] * 5)
+        sent = collections.Counter(f.five_tuple for f in traffic[vm.netns] * 5)
         assert seen == sent

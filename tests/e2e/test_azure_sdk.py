@@ -4,7 +4,6 @@ long-running ones polled to the end through our Azure-AsyncOperation and Locatio
 import ssl
 import time
 
-import httpx
 import pytest
 import trustme
 from azure.core.credentials import AccessToken
@@ -36,16 +35,9 @@ def sdk(lab, tmp_path_factory):
     server.cert_chain_pems[0].write_to_path(str(cert))
     server.private_key_pem.write_to_path(str(key))
     authority.cert_pem.write_to_path(str(ca))
-    port = free_port()
-    lab.stack.spawn("api-tls", "serve", "--port", str(port), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key))
-    for _ in range(150):
-        try:
-            httpx.get(f"https://127.0.0.1:{port}/healthz", verify=ssl.create_default_context(cafile=str(ca)),
-                      timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    client = NetworkManagementClient(StaticToken(lab.stack.token), lab.vm1.vm.subscription, base_url=f"https://127.0.0.1:{port}",
+    url = lab.stack.start_server("api-tls", free_port(), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key),
+                                 verify=ssl.create_default_context(cafile=str(ca)))
+    client = NetworkManagementClient(StaticToken(lab.stack.token), lab.vm1.vm.subscription, base_url=url,
                                      connection_verify=str(ca), polling_interval=0.2)
     yield client
     lab.stack.stop("api-tls")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from scapy.utils import rdpcap
 
-from lab.traffic import Flow, inbound, outbound, send
+from lab.traffic import inbound, outbound, send
 from shared.registry import Registry
 from shared.resource_ids import CaptureId
 from tests.e2e.conftest import tshark_records
@@ -25,10 +25,6 @@ def _start(lab, capture: CaptureId, vm, file_name: str, **properties) -> dict:
     response = lab.client.create(capture, body)
     assert response.status_code == 201, response.text
     return lab.client.wait_for(capture, "Running")
-
-
-def _key(flow: Flow) -> tuple:
-    return (flow.protocol, flow.src, flow.dst, flow.sport, flow.dport)
 
 
 def test_filtered_capture_holds_exactly_the_matching_packets_of_both_directions_on_its_vm(lab):
@@ -57,7 +53,7 @@ def test_filtered_capture_holds_exactly_the_matching_packets_of_both_directions_
     assert status["stopReason"] == "ManuallyStopped"
 
     path = Path(status["packetWatchSummary"]["filePaths"][0])
-    expected = collections.Counter(_key(flow) for flow in matching(vm1) * 4)
+    expected = collections.Counter(flow.five_tuple for flow in matching(vm1) * 4)
     records = tshark_records(path)
     assert collections.Counter(record[:5] for record in records) == expected
     assert len(rdpcap(str(path))) == sum(expected.values()) == status["packetWatchSummary"]["packets"] == 20

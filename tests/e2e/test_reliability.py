@@ -34,6 +34,16 @@ def _create(lab, vm, capture: CaptureId, seconds: int = 300, port: int = 7400) -
     assert response.status_code == 201, response.text
 
 
+def _running_with_traffic(lab, vm, name: str, port: int, packets: int, seconds: int = 300,
+                          payload: int = 300) -> CaptureId:
+    """A capture on UDP local `port`, Running, after `packets` matching packets were sent."""
+    capture = _capture(lab, vm, name)
+    _create(lab, vm, capture, seconds, port)
+    lab.client.wait_for(capture, "Running")
+    send(vm, [inbound(vm, "UDP", port + 1, port, payload=payload)], repeat=packets)
+    return capture
+
+
 def _tshark_reads_cleanly(path: Path) -> None:
     result = subprocess.run(["tshark", "-n", "-r", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -42,11 +52,8 @@ def _tshark_reads_cleanly(path: Path) -> None:
 
 def test_sigkill_during_a_capture_ends_it_as_agent_stopped_with_a_readable_file(lab):
     vm = lab.vm1
-    capture = _capture(lab, vm, "sigkill")
-    _create(lab, vm, capture, port=7401)
-    lab.client.wait_for(capture, "Running")
-    send(vm, [inbound(vm, "UDP", 7402, 7401, payload=300)], repeat=25)
-    time.sleep(1.0)
+    capture = _running_with_traffic(lab, vm, "sigkill", 7401, 25)
+    time.sleep(1.0)  # the engine drains and flushes at least every 0.2 s
     lab.stack.stop(f"agent-{vm.netns}", signal.SIGKILL)
     status = lab.client.wait_for(capture, "Error", "Stopped", timeout=60)
     assert (status["packetCaptureStatus"], status["packetCaptureError"]) == ("Error", ["AgentStopped"])
@@ -58,7 +65,6 @@ def test_sigkill_during_a_capture_ends_it_as_agent_stopped_with_a_readable_file(
     while time.monotonic() < deadline and not any(a.vm_id == vm.vm.arm_id and a.last_seen and not a.running
                                                   for a in registry.list_agents()):
         time.sleep(0.2)
-    time.sleep(2.0)
     _tshark_reads_cleanly(path)
     assert len(tshark_records(path)) == 25
     assert lab.client.status(capture)["packetCaptureStatus"] == "Error", "the restarted agent did not run it again"
@@ -67,10 +73,7 @@ def test_sigkill_during_a_capture_ends_it_as_agent_stopped_with_a_readable_file(
 
 def test_sigterm_ends_the_capture_cleanly_with_a_stop_reason_and_a_complete_file(lab):
     vm = lab.vm1
-    capture = _capture(lab, vm, "sigterm")
-    _create(lab, vm, capture, port=7411)
-    lab.client.wait_for(capture, "Running")
-    send(vm, [inbound(vm, "UDP", 7412, 7411, payload=300)], repeat=15)
+    capture = _running_with_traffic(lab, vm, "sigterm", 7411, 15)
     lab.stack.stop(f"agent-{vm.netns}", signal.SIGTERM)
     status = lab.client.wait_for(capture, "Stopped", "Error", timeout=30)
     lab.stack.start_agent(vm)
@@ -86,10 +89,7 @@ def _rabbitmqctl(*args: str) -> None:
 
 def test_a_broker_restart_loses_no_request_no_capture_and_no_completion_event(lab):
     vm1, vm2 = lab.vm1, lab.vm2
-    running = _capture(lab, vm1, "through")
-    _create(lab, vm1, running, seconds=6, port=7421)
-    lab.client.wait_for(running, "Running")
-    send(vm1, [inbound(vm1, "UDP", 7422, 7421)], repeat=5)
+    running = _running_with_traffic(lab, vm1, "through", 7421, 5, seconds=6, payload=0)
 
     lab.stack.stop(f"agent-{vm2.netns}", signal.SIGTERM)
     queued = _capture(lab, vm2, "queued")

@@ -2,7 +2,6 @@
 
 import json
 import secrets
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
@@ -23,19 +22,9 @@ API = "?api-version=2026-01-01"
 @pytest.fixture(scope="module")
 def two_apis(broker_url, postgres_url, tmp_path_factory):
     stack = Stack(broker_url, postgres_url, tmp_path_factory.mktemp("races"))
-    second = free_port()
     try:
         stack.start_api()
-        stack.spawn("api2", "serve", "--port", str(second))
-        for _ in range(100):
-            try:
-                if httpx.get(f"http://127.0.0.1:{second}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        yield stack, [stack.api_url, f"http://127.0.0.1:{second}"]
-
+        yield stack, [stack.api_url, stack.start_server("api2", free_port())]
     finally:
         stack.stop("api2")
         stack.stop_all()
