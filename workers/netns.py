@@ -36,7 +36,7 @@ def inside(name: str | None) -> Iterator[None]:
         return
     if "/" in name or name in {"", ".", ".."}:
         raise NetnsError(name, "is not a namespace name")
-    own = os.open(f"/proc/thread-self/ns/net", os.O_RDONLY)
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
         try:
             target = os.open(os.path.join(NETNS_DIR, name), os.O_RDONLY)
