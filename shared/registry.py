@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import (
-    Column, DateTime, Integer, MetaData, String, Table, Text, create_engine, delete, event, insert, select, update,
+    Column, DateTime, Integer, MetaData, String, Table, Text, create_engine, delete, event, func, insert, select,
+    update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -301,7 +302,8 @@ class Registry:
     def alert_capture_status(self, vm_key: str, rule_key: str) -> tuple[CaptureId, PcStatus | None] | None:
         """The capture holding (VM, rule) and its status (None when it is gone), in one query."""
         query = (select(alert_captures.c.capture_id, captures.c.status)
-                 .select_from(alert_captures.outerjoin(captures, captures.c.arm_id == alert_captures.c.capture_id))
+                 .select_from(alert_captures.outerjoin(
+                     captures, captures.c.key == func.lower(alert_captures.c.capture_id)))
                  .where(alert_captures.c.vm_key == vm_key, alert_captures.c.rule_key == rule_key))
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
