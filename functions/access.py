@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from fastapi import Request
 
-from functions.arm_errors import ArmError
 from shared.access import AccessConfig, Role, TokenGrant
+from shared.errors import AuthenticationFailed, AuthorizationFailed, InvalidAuthenticationToken
 
 
 def requirement(access: AccessConfig, role: Role) -> Callable[[Request], TokenGrant]:
@@ -16,18 +16,16 @@ def requirement(access: AccessConfig, role: Role) -> Callable[[Request], TokenGr
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         challenge = {"WWW-Authenticate": 'Bearer realm="packetwatch"'}
         if scheme.lower() != "bearer" or not token.strip():
-            raise ArmError(401, "AuthenticationFailed", "a bearer token is required (Authorization: Bearer …)",
-                           headers=challenge)
+            raise AuthenticationFailed("a bearer token is required (Authorization: Bearer …)", headers=challenge)
         grant = access.grant_for(token.strip())
         if grant is None:
-            raise ArmError(401, "InvalidAuthenticationToken", "the bearer token is not known", headers=challenge)
+            raise InvalidAuthenticationToken("the bearer token is not known", headers=challenge)
         subscription = request.path_params.get("subscriptionId")
         if subscription is not None and not grant.covers(subscription):
-            raise ArmError(403, "AuthorizationFailed",
-                           f"token {grant.name!r} has no access to subscription {subscription!r}", "subscriptionId")
+            raise AuthorizationFailed(f"token {grant.name!r} has no access to subscription {subscription!r}",
+                                      "subscriptionId")
         if not grant.allows(role):
-            raise ArmError(403, "AuthorizationFailed",
-                           f"token {grant.name!r} is a {grant.role.value}; this call needs {role.value}")
+            raise AuthorizationFailed(f"token {grant.name!r} is a {grant.role.value}; this call needs {role.value}")
         return grant
 
     return check

@@ -9,12 +9,9 @@ from kombu.exceptions import OperationalError
 from shared.arm import PacketCaptureParameters
 from shared.broker import agent_queue_name, make_celery, publish
 from shared.capture_spec import CaptureSpec
+from shared.errors import BrokerUnavailable
 from shared.messages import CaptureRequest, StopRequest, TaskName
 from shared.resource_ids import CaptureId, VirtualMachineId
-
-
-class BrokerUnavailable(RuntimeError):
-    """The broker did not take (and confirm) the message."""
 
 
 class Dispatcher:

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from functions.access import requirement
-from functions.arm_errors import ArmError
-from functions.arm_routes import ONE, ApiVersion, capture_id_from_path, check_api_version
+from shared.errors import CaptureFileNotReady, UploadPending
+from functions.arm_routes import ONE
+from functions.deps import CapturePath, api_version
 from shared.access import AccessConfig, Role
 from shared.arm import PcStatus, format_arm_time
 from shared.registry import Registry
@@ -37,22 +38,20 @@ def _sas_url(accounts: StorageAccounts, storage_id: str, storage_path: str) -> t
 def build_download_router(registry: Registry, accounts: StorageAccounts, access: AccessConfig) -> APIRouter:
     router = APIRouter()
 
-    @router.get(ONE + "/downloadUrl", dependencies=[Depends(requirement(access, Role.READER))])
-    def download_url(subscriptionId: str, resourceGroupName: str, networkWatcherName: str, packetCaptureName: str,
-                     api_version: ApiVersion = None) -> JSONResponse:
-        check_api_version(api_version)
-        record = registry.get(capture_id_from_path(subscriptionId, resourceGroupName, networkWatcherName, packetCaptureName))
+    @router.get(ONE + "/downloadUrl", dependencies=[Depends(requirement(access, Role.READER)), Depends(api_version)])
+    def download_url(capture: CapturePath) -> JSONResponse:
+        record = registry.get(capture)
         location = record.parameters.storage_location
         if record.storage_path and location.storage_id:
             url, expires = _sas_url(accounts, location.storage_id, record.storage_path)
             return JSONResponse({"url": url, "expiresOn": format_arm_time(expires), "blob": record.storage_path})
         if location.storage_id and record.status is PcStatus.STOPPED and not record.storage_path:
-            raise ArmError(409, "UploadPending", f"{record.capture.name} is being uploaded to storage; try again "
+            raise UploadPending(f"{record.capture.name} is being uploaded to storage; try again "
                            "shortly", "packetCaptureName")
         on_vm = location.file_path or (record.summary.file_paths[0] if record.summary and
                                        record.summary.file_paths else None)
         if on_vm is None or record.status.value in ("NotStarted", "Running"):
-            raise ArmError(409, "CaptureFileNotReady", f"{record.capture.name} has no file to download yet "
+            raise CaptureFileNotReady(f"{record.capture.name} has no file to download yet "
                            f"(status {record.status.value})", "packetCaptureName")
         return JSONResponse({"target": record.parameters.target, "filePath": on_vm,
                              "message": f"the file is kept on the VM at {on_vm}"})

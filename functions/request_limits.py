@@ -7,8 +7,7 @@ from typing import Any
 
 from fastapi import Request
 
-from functions.arm_errors import ArmError
-from shared.errors import InvalidField
+from shared.errors import InvalidField, PayloadTooLarge
 
 MAX_JSON_DEPTH = 64
 
@@ -29,12 +28,12 @@ async def read_json(request: Request, max_bytes: int) -> Any:
     JSON or nests deeper than MAX_JSON_DEPTH."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise ArmError(413, "PayloadTooLarge", f"request bodies are limited to {max_bytes} bytes")
+        raise PayloadTooLarge(f"request bodies are limited to {max_bytes} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
-            raise ArmError(413, "PayloadTooLarge", f"request bodies are limited to {max_bytes} bytes")
+            raise PayloadTooLarge(f"request bodies are limited to {max_bytes} bytes")
         chunks.append(chunk)
     try:
         body = json.loads(b"".join(chunks))

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from enum import Enum
+from functools import cache
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
+# The api-versions whose packet-capture shape PacketWatch serves: the Microsoft.Network
+# stable versions from 2021 on, which the Azure SDKs and CLIs in use still send.
+SUPPORTED_API_VERSIONS = (
+    "2021-02-01", "2021-03-01", "2021-05-01", "2021-08-01", "2022-01-01", "2022-05-01", "2022-07-01",
+    "2022-09-01", "2022-11-01", "2023-02-01", "2023-04-01", "2023-05-01", "2023-06-01", "2023-09-01",
+    "2023-11-01", "2024-01-01", "2024-03-01", "2024-05-01", "2024-07-01", "2024-10-01", "2025-01-01",
+    "2025-03-01", "2025-05-01", "2025-07-01", "2025-09-01", "2026-01-01", "2026-03-01",
+)
 UINT32_MAX = 4294967295
 DEFAULT_TOTAL_BYTES_PER_SESSION = 1073741824
 MAX_TIME_LIMIT_SECONDS = 18000
@@ -69,10 +78,49 @@ class ArmModel(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+class ArmRequestModel(ArmModel):
+    """A request object: property names match case-insensitively, as ARM's do, and a
+    property this object does not have is refused (never dropped, which could silently
+    widen a capture)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_any_case(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        canonical = _canonical_names(cls)
+        renamed: dict[Any, Any] = {}
+        for key, value in data.items():
+            name = canonical.get(key.lower(), key) if isinstance(key, str) else key
+            if name in renamed:
+                raise ValueError(f"property {name!r} is given twice (as {key!r} too)")
+            renamed[name] = value
+        return renamed
+
+
+def request_property_names() -> set[str]:
+    """Every property name a packet-capture request may hold, as ARM spells it."""
+    return {info.alias or name for model in ArmRequestModel.__subclasses__()
+            for name, info in model.model_fields.items()}
+
+
+@cache
+def _canonical_names(model: type[BaseModel]) -> dict[str, str]:
+    """Lower-cased property name → the name as the model declares it (its alias first)."""
+    canonical = {}
+    for name, info in model.model_fields.items():
+        canonical[name.lower()] = name
+        if info.alias:
+            canonical[info.alias.lower()] = info.alias
+    return canonical
+
+
 UInt32 = Annotated[int, Field(ge=0, le=UINT32_MAX)]
 
 
-class PacketCaptureFilter(ArmModel):
+class PacketCaptureFilter(ArmRequestModel):
     protocol: PcProtocol = PcProtocol.ANY
     local_ip_address: str | None = Field(default=None, alias="localIPAddress")
     remote_ip_address: str | None = Field(default=None, alias="remoteIPAddress")
@@ -89,14 +137,14 @@ class PacketCaptureFilter(ArmModel):
         return value
 
 
-class PacketCaptureStorageLocation(ArmModel):
+class PacketCaptureStorageLocation(ArmRequestModel):
     storage_id: str | None = Field(default=None, alias="storageId")
     storage_path: str | None = Field(default=None, alias="storagePath")
     file_path: str | None = Field(default=None, alias="filePath")
     local_path: str | None = Field(default=None, alias="localPath")
 
 
-class PacketCaptureSettings(ArmModel):
+class PacketCaptureSettings(ArmRequestModel):
     file_count: Annotated[int, Field(ge=0, le=10000)] = Field(default=10, alias="fileCount")
     file_size_in_bytes: UInt32 = Field(default=104857600, alias="fileSizeInBytes")
     session_time_limit_in_seconds: Annotated[int, Field(ge=0, le=604800)] = Field(
@@ -104,12 +152,12 @@ class PacketCaptureSettings(ArmModel):
     )
 
 
-class PacketCaptureMachineScope(ArmModel):
+class PacketCaptureMachineScope(ArmRequestModel):
     include: list[str] | None = None
     exclude: list[str] | None = None
 
 
-class PacketCaptureParameters(ArmModel):
+class PacketCaptureParameters(ArmRequestModel):
     target: str
     scope: PacketCaptureMachineScope | None = None
     target_type: TargetType | None = Field(default=None, alias="targetType")
@@ -126,13 +174,15 @@ class PacketCaptureParameters(ArmModel):
     capture_settings: PacketCaptureSettings | None = Field(default=None, alias="captureSettings")
 
 
-class PacketCapture(ArmModel):
+class PacketCapture(ArmRequestModel):
     """The body of PUT .../packetCaptures/{name}."""
 
     properties: PacketCaptureParameters
 
 
 class PacketCaptureResultProperties(PacketCaptureParameters):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
     provisioning_state: ProvisioningState | None = Field(default=None, alias="provisioningState")
 
 

@@ -8,9 +8,9 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from shared.arm import PacketCapture, PacketCaptureParameters, TargetType
+from shared.arm import PacketCapture, PacketCaptureParameters, TargetType, request_property_names
 from shared.bpf import compile_filters
-from shared.errors import InvalidField
+from shared.errors import Collector, InvalidField
 from shared.filters import FilterSpec, parse_filters
 from shared.resource_ids import CaptureId, VirtualMachineId
 from shared.storage_accounts import storage_account_name
@@ -18,11 +18,11 @@ from shared.storage_layout import relative_capture_path, spool_relative_path
 
 
 def parse_body(body: object) -> PacketCapture:
-    """The PUT body as a PacketCapture, or InvalidField naming the first bad field."""
+    """The PUT body as a PacketCapture, or InvalidField naming every bad field."""
     try:
         return PacketCapture.model_validate(body)
     except ValidationError as exc:
-        raise InvalidField.from_validation(exc) from None
+        raise InvalidField.from_validation(exc, known_names=request_property_names()) from None
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,7 @@ class CaptureSpec:
     file_path_requested: bool
 
 
-def build_spec(capture: CaptureId, params: PacketCaptureParameters, capture_root: str,
-               created: datetime) -> CaptureSpec:
-    prefix = "properties"
-    target = VirtualMachineId.parse(params.target, f"{prefix}.target")
+def _supported(params: PacketCaptureParameters, prefix: str) -> None:
     if params.target_type is TargetType.AZURE_VMSS:
         raise InvalidField(f"{prefix}.targetType", "AzureVMSS", "scale-set targets are not supported yet")
     if params.scope is not None and (params.scope.include or params.scope.exclude):
@@ -45,22 +42,45 @@ def build_spec(capture: CaptureId, params: PacketCaptureParameters, capture_root
     if params.continuous_capture or params.capture_settings is not None:
         raise InvalidField(f"{prefix}.continuousCapture", params.continuous_capture,
                            "continuous capture is not supported yet")
+
+
+def _location(capture: CaptureId, params: PacketCaptureParameters, capture_root: str, created: datetime,
+              prefix: str) -> str:
+    """The capture file's path relative to the capture root."""
     location = params.storage_location
+    where = f"{prefix}.storageLocation"
+    checks = Collector()
     if location.local_path is not None:
-        raise InvalidField(f"{prefix}.storageLocation.localPath", location.local_path,
-                           "is only valid with continuous capture; use filePath")
+        checks.errors.append(InvalidField(f"{where}.localPath", location.local_path,
+                                          "is only valid with continuous capture; use filePath"))
     if not location.storage_id and not location.file_path:
-        raise InvalidField(f"{prefix}.storageLocation", location.to_arm(),
-                           "needs storageId, filePath or both")
+        checks.errors.append(InvalidField(where, location.to_arm(), "needs storageId, filePath or both"))
     if location.storage_id:
-        storage_account_name(location.storage_id, f"{prefix}.storageLocation.storageId")
+        checks.check(storage_account_name, location.storage_id, f"{where}.storageId")
+    relative = None
+    if location.file_path:
+        relative = checks.check(relative_capture_path, location.file_path, capture_root, f"{where}.filePath")
+    checks.raise_any()
+    return relative or spool_relative_path(capture, created)
+
+
+def _filters(params: PacketCaptureParameters, prefix: str) -> tuple[FilterSpec, ...]:
     filters = parse_filters(params.filters, f"{prefix}.filters")
     try:
         compile_filters(filters)
     except InvalidField as exc:
         raise exc.at(prefix) from None
-    if location.file_path:
-        relative = relative_capture_path(location.file_path, capture_root, f"{prefix}.storageLocation.filePath")
-    else:
-        relative = spool_relative_path(capture, created)
-    return CaptureSpec(capture, target, filters, relative, bool(location.file_path))
+    return filters
+
+
+def build_spec(capture: CaptureId, params: PacketCaptureParameters, capture_root: str,
+               created: datetime) -> CaptureSpec:
+    """The capture as the agent will run it; InvalidField naming every value that is wrong."""
+    prefix = "properties"
+    checks = Collector()
+    target = checks.check(VirtualMachineId.parse, params.target, f"{prefix}.target")
+    checks.check(_supported, params, prefix)
+    relative = checks.check(_location, capture, params, capture_root, created, prefix)
+    filters = checks.check(_filters, params, prefix)
+    checks.raise_any()
+    return CaptureSpec(capture, target, filters, relative, bool(params.storage_location.file_path))

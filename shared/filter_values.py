@@ -81,52 +81,89 @@ class AddressSet:
         return cls(_merge(v4), _merge(v6))
 
 
-def parse_port(field: str, text: str, element: str) -> int:
+def _port(element: str) -> int:
     if not _PORT.fullmatch(element):
-        raise InvalidField(field, text, f"{element!r} is not a port number")
+        hint = ""
+        if re.fullmatch(r"\d{1,5}:\d{1,5}", element):
+            hint = f" (did you mean {element.replace(':', '-')}? ranges are written a-b)"
+        raise ValueError(f"{element!r} is not a port number{hint}")
     port = int(element)
     if port > 65535:
-        raise InvalidField(field, text, f"port {port} is above 65535")
+        raise ValueError(f"port {port} is above 65535")
     return port
 
 
-def parse_ports(field: str, text: str) -> PortSet:
-    ranges = []
+def _port_range(element: str) -> tuple[int, int]:
+    lo_text, dash, hi_text = element.partition("-")
+    lo = _port(lo_text.strip())
+    hi = _port(hi_text.strip()) if dash else lo
+    if lo > hi:
+        raise ValueError(f"range start {lo} is greater than range end {hi} (did you mean {hi}-{lo}?)")
+    return lo, hi
+
+
+def _each(field: str, text: str, parse) -> list:  # type: ignore[no-untyped-def]
+    """Every element of the list parsed; one InvalidField naming every bad element."""
+    parsed, problems = [], []
     for element in _elements(field, text):
-        lo_text, dash, hi_text = element.partition("-")
-        lo = parse_port(field, text, lo_text.strip())
-        hi = parse_port(field, text, hi_text.strip()) if dash else lo
-        if lo > hi:
-            raise InvalidField(field, text, f"range start {lo} is greater than range end {hi}")
-        ranges.append((lo, hi))
-    return PortSet(_merge(ranges))
+        try:
+            parsed.append(parse(element))
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise InvalidField(field, text, "; ".join(problems))
+    return parsed
 
 
-def _address(field: str, text: str, element: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+def parse_ports(field: str, text: str) -> PortSet:
+    return PortSet(_merge(_each(field, text, _port_range)))
+
+
+_DOTTED = re.compile(r"\d+(\.\d+)*")
+
+
+def _address(element: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     try:
         return ipaddress.ip_address(element)
     except ValueError:
-        raise InvalidField(field, text, f"{element!r} is not an IPv4 or IPv6 address") from None
+        pass
+    reason = f"{element!r} is not an IPv4 or IPv6 address"
+    if _DOTTED.fullmatch(element):
+        parts = element.split(".")
+        if len(parts) != 4:
+            reason += f": it has {len(parts)} part{'s' if len(parts) != 1 else ''}, an IPv4 address has 4 (e.g. 10.0.0.4)"
+        elif any(int(part) > 255 for part in parts):
+            reason += f": {next(p for p in parts if int(p) > 255)} is above 255"
+        elif any(len(part) > 1 and part.startswith("0") for part in parts):
+            reason += f": leading zeros are ambiguous (did you mean {'.'.join(str(int(p)) for p in parts)}?)"
+    raise ValueError(reason) from None
+
+
+def _address_range(element: str) -> tuple[int, int, int]:
+    """(low, high, IP version) of one element: an address, a range or a CIDR block."""
+    if "/" in element:
+        try:
+            net = ipaddress.ip_network(element, strict=True)
+        except ValueError as exc:
+            hint = ""
+            try:
+                hint = f" (did you mean {ipaddress.ip_network(element, strict=False)}?)"
+            except ValueError:
+                pass
+            raise ValueError(f"{element!r} is not a network: {exc}{hint}") from None
+        return int(net.network_address), int(net.broadcast_address), net.version
+    lo_text, dash, hi_text = element.partition("-")
+    start = _address(lo_text.strip())
+    end = _address(hi_text.strip()) if dash else start
+    if start.version != end.version:
+        raise ValueError(f"range {element!r} mixes IPv4 and IPv6")
+    if int(start) > int(end):
+        raise ValueError(f"range start {start} is greater than range end {end} (did you mean {end}-{start}?)")
+    return int(start), int(end), start.version
 
 
 def parse_addresses(field: str, text: str) -> AddressSet:
-    v4: list[tuple[int, int]] = []
-    v6: list[tuple[int, int]] = []
-    for element in _elements(field, text):
-        if "/" in element:
-            try:
-                net = ipaddress.ip_network(element, strict=True)
-            except ValueError as exc:
-                raise InvalidField(field, text, f"{element!r} is not a network: {exc}") from None
-            lo, hi, version = int(net.network_address), int(net.broadcast_address), net.version
-        else:
-            lo_text, dash, hi_text = element.partition("-")
-            start = _address(field, text, lo_text.strip())
-            end = _address(field, text, hi_text.strip()) if dash else start
-            if start.version != end.version:
-                raise InvalidField(field, text, f"range {element!r} mixes IPv4 and IPv6")
-            if int(start) > int(end):
-                raise InvalidField(field, text, f"range start {start} is greater than range end {end}")
-            lo, hi, version = int(start), int(end), start.version
-        (v4 if version == 4 else v6).append((lo, hi))
+    ranges = _each(field, text, _address_range)
+    v4 = [(lo, hi) for lo, hi, version in ranges if version == 4]
+    v6 = [(lo, hi) for lo, hi, version in ranges if version == 6]
     return AddressSet(_merge(v4), _merge(v6))

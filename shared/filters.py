@@ -13,7 +13,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from shared.arm import PacketCaptureFilter, PcProtocol
-from shared.errors import InvalidField
+from shared.errors import Collector, InvalidField
 from shared.filter_values import AddressSet, PortSet, parse_addresses, parse_ports
 
 IPPROTO_TCP = 6
@@ -60,27 +60,37 @@ class FilterSpec:
 
 
 def parse_filter(source: PacketCaptureFilter, prefix: str = "filters[0]") -> FilterSpec:
-    def field(name: str, value: str | None, parse):  # type: ignore[no-untyped-def]
-        if value is None:
-            return None
-        try:
-            return parse(name, value)
-        except InvalidField as exc:
-            raise exc.at(prefix) from None
+    """The filter as typed values; InvalidField naming every field of it that is wrong."""
+    checks = Collector()
 
-    return FilterSpec(
+    def field(name: str, value: str | None, parse):  # type: ignore[no-untyped-def]
+        return None if value is None else checks.check(_at, prefix, parse, name, value)
+
+    spec = FilterSpec(
         protocol=source.protocol,
         local_addresses=field("localIPAddress", source.local_ip_address, parse_addresses),
         remote_addresses=field("remoteIPAddress", source.remote_ip_address, parse_addresses),
         local_ports=field("localPort", source.local_port, parse_ports),
         remote_ports=field("remotePort", source.remote_port, parse_ports),
     )
+    checks.raise_any()
+    return spec
+
+
+def _at(prefix: str, parse, name: str, value: str):  # type: ignore[no-untyped-def]
+    try:
+        return parse(name, value)
+    except InvalidField as exc:
+        raise exc.at(prefix) from None
 
 
 def parse_filters(sources: list[PacketCaptureFilter], field: str = "filters") -> tuple[FilterSpec, ...]:
     if len(sources) > MAX_FILTERS:
         raise InvalidField(field, f"{len(sources)} filters", f"at most {MAX_FILTERS} filters are allowed")
-    return tuple(parse_filter(source, f"{field}[{index}]") for index, source in enumerate(sources))
+    checks = Collector()
+    specs = [checks.check(parse_filter, source, f"{field}[{index}]") for index, source in enumerate(sources)]
+    checks.raise_any()
+    return tuple(specs)
 
 
 @dataclass(frozen=True)
