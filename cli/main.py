@@ -27,7 +27,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _control(args: argparse.Namespace, settings: Settings) -> int:
     from workers.control import run_control
 
-    run_control(settings.broker_url, settings.database_url, settings.heartbeat_seconds)
+    run_control(settings.broker_url, settings.database_url, settings.heartbeat_seconds,
+                settings.start_deadline_seconds)
     return 0
 
 

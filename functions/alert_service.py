@@ -14,6 +14,7 @@ from shared.alert_config import AlertConfig, AlertRule, CaptureTemplate
 from shared.alert_payloads import AlertNotice
 from shared.arm import PacketCaptureParameters, PacketCaptureStorageLocation
 from shared.errors import InvalidField
+from shared.registry import AlertClaim
 from shared.resource_ids import CaptureId, VirtualMachineId
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -121,14 +122,14 @@ class AlertService:
 
     def _fire(self, notice: AlertNotice, rule: AlertRule | None, template: CaptureTemplate,
               vm: VirtualMachineId, outcome: AlertOutcome) -> None:
-        rule_key = notice.rule.lower()
-        held = self.registry.alert_capture_status(vm.key, rule_key)
+        claim = AlertClaim(vm.key, notice.rule.lower())
+        held = self.registry.alert_capture_status(claim.vm_key, claim.rule_key)
         if held is not None:
             holder, status = held
             if status in ACTIVE:
-                outcome.already_running.append({"id": holder.arm_id, "target": vm.arm_id, "alertRule": notice.rule})
+                self._already_running(holder, notice, vm, outcome)
                 return
-            self.registry.release_alert_capture(vm.key, rule_key, holder)
+            self.registry.release_alert_capture(claim.vm_key, claim.rule_key, holder)
         now = datetime.now(timezone.utc)
         name = capture_name(template.name_prefix or notice.rule, vm, now)
         capture = CaptureId(vm.subscription, self.config.watcher_resource_group, self.config.watcher_name, name)
@@ -140,19 +141,17 @@ class AlertService:
             storage_location=PacketCaptureStorageLocation(
                 storage_id=template.storage_id, file_path=f"{directory}/{name}.cap" if directory else None),
         )
-        # Record first, then claim (VM, rule): whoever sees the claim also finds its record.
-        # Only the request that made the record may claim and publish it.
-        spec, record, is_new = self.captures.record(capture, parameters)
-        other = self.registry.claim_alert_capture(vm.key, rule_key, capture) if is_new else capture
-        if other is not None:
-            if is_new:
-                self.registry.delete(capture)
-            outcome.already_running.append({"id": other.arm_id, "target": vm.arm_id, "alertRule": notice.rule})
+        # The capture, its request and the (VM, rule) claim are recorded in one transaction:
+        # whoever finds the claim also finds the capture and its request.
+        created = self.captures.create(capture, parameters, claim)
+        if created.holder is not None:
+            self._already_running(created.holder, notice, vm, outcome)
             return
-        try:
-            self.captures.publish(spec, record)
-        except Exception:
-            self.registry.release_alert_capture(vm.key, rule_key, capture)
-            raise
         outcome.started.append({"id": capture.arm_id, "name": name, "target": vm.arm_id, "alertRule": notice.rule,
                                 "rule": rule.name if rule else "default"})
+
+    def _already_running(self, holder: CaptureId, notice: AlertNotice, vm: VirtualMachineId,
+                         outcome: AlertOutcome) -> None:
+        """Answer "already running" only once the holder's request is really queued."""
+        self.captures.send_unsent(holder)
+        outcome.already_running.append({"id": holder.arm_id, "target": vm.arm_id, "alertRule": notice.rule})

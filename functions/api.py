@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -33,7 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = Registry.from_url(settings.database_url)
     app.state.registry = registry
     install_error_handlers(app)
-    service = CaptureService(registry, Dispatcher(settings.broker_url), settings.capture_root)
+    service = CaptureService(registry, Dispatcher(settings.broker_url), settings.capture_root,
+                             timedelta(seconds=settings.start_deadline_seconds), settings.require_known_agent)
     access = load_access_config(settings.access_config)
     app.include_router(build_router(service, access))
     alert_config = load_alert_config(settings.alert_config, settings.capture_root, settings.function_key_list)

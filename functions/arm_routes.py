@@ -39,7 +39,7 @@ def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
                 openapi_extra=json_body(PacketCapture, "the packet capture to create"))
     async def create(capture: CapturePath, request: Request, version: ApiVersion) -> JSONResponse:
         resource = parse_body(await read_json(request, MAX_BODY_BYTES))
-        record, _ = service.create(capture, resource.properties)
+        record = service.create(capture, resource.properties).record
         headers = {"Azure-AsyncOperation": _operation_url(request, capture, "operations", version)}
         return JSONResponse(record.to_result().to_arm(), status_code=201, headers=headers)
 
@@ -59,7 +59,7 @@ def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
 
     @router.post(ONE + "/queryStatus", dependencies=reader)
     def query_status(capture: CapturePath) -> JSONResponse:
-        return JSONResponse(registry.get(capture).to_status().to_arm())
+        return JSONResponse(service.query_status(registry.get(capture)).to_arm())
 
     @router.delete(ONE, dependencies=contributor)
     def delete(capture: CapturePath, request: Request, version: ApiVersion) -> Response:

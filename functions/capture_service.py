@@ -1,61 +1,99 @@
-"""Creating and stopping captures: the one path shared by the ARM routes and the alert webhook.
+"""Creating, stopping and explaining captures: the one path shared by the ARM routes and
+the alert webhook.
 
-A capture is recorded first and then published; if the broker does not confirm, the record
-is removed again, so an answered request is always queued and a refused one leaves nothing.
+Recording and publishing cannot part: a capture is recorded together with its request in
+the outbox (one transaction), then the request is published and, once the broker confirms
+it, taken out of the outbox. If this process dies in between, a client that re-sends gets
+the request sent then, and otherwise the control worker's relay sends it. If the broker
+refuses a new capture, the record goes and the caller gets 503: nothing half-accepted.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import uuid
+from datetime import datetime, timedelta, timezone
 
-from functions.dispatch import Dispatcher
-from shared.arm import PacketCaptureParameters, PcStatus, StopReason
-from shared.capture_spec import CaptureSpec, build_spec
-from shared.messages import StatusEvent
-from shared.registry import CaptureRecord, Registry
+from functions.dispatch import Dispatcher, capture_message, stop_message
+from shared.arm import PacketCaptureParameters, PacketCaptureQueryStatusResult, PcStatus, format_arm_time
+from shared.capture_spec import build_spec
+from shared.errors import AgentNotFound, BrokerUnavailable
+from shared.failpoints import failpoint
+from shared.outbox import PendingMessage
+from shared.registry import AlertClaim, CaptureRecord, Created, Registry
 from shared.resource_ids import CaptureId, VirtualMachineId
 
 ACTIVE = (PcStatus.NOT_STARTED, PcStatus.RUNNING)
 
 
 class CaptureService:
-    def __init__(self, registry: Registry, dispatcher: Dispatcher, capture_root: str) -> None:
+    def __init__(self, registry: Registry, dispatcher: Dispatcher, capture_root: str,
+                 start_deadline: timedelta = timedelta(minutes=5), require_known_agent: bool = False) -> None:
         self.registry = registry
         self.dispatcher = dispatcher
         self.capture_root = capture_root
+        self.start_deadline = start_deadline
+        self.require_known_agent = require_known_agent
 
-    def record(self, capture: CaptureId, parameters: PacketCaptureParameters) -> tuple[CaptureSpec, CaptureRecord, bool]:
-        """Check and record a capture without publishing it: (spec, record, created)."""
+    def create(self, capture: CaptureId, parameters: PacketCaptureParameters,
+               claim: AlertClaim | None = None) -> Created:
+        """Record and queue a capture. Raises InvalidField, AgentNotFound, CaptureConflict or
+        BrokerUnavailable; `holder` is set instead when the alert claim is another capture's."""
         now = datetime.now(timezone.utc)
         spec = build_spec(capture, parameters, self.capture_root, now)
-        record, is_new = self.registry.create(capture, parameters, spec.target.key, now)
-        return spec, record, is_new
-
-    def publish(self, spec: CaptureSpec, record: CaptureRecord) -> None:
-        """Queue a recorded capture for its agent; if the broker refuses, the record goes."""
+        if self.require_known_agent and self.registry.agent(spec.target.key) is None:
+            raise AgentNotFound(f"no PacketWatch agent has ever reported for {spec.target.arm_id}; install one "
+                                "(packetwatch agent install) or check the VM ID", "properties.target")
+        run_id = uuid.uuid4().hex
+        request = capture_message(spec, run_id, parameters, now, now + self.start_deadline)
+        created = self.registry.create(capture, parameters, spec.target.key, now, run_id, request, claim)
+        failpoint("capture.recorded")
         try:
-            self.dispatcher.send_capture(spec, record.run_id, record.parameters, record.created_at)
-        except Exception:
-            self.registry.delete(record.capture)
+            self.send(created.pending)
+        except BrokerUnavailable:
+            if created.created:
+                self.registry.delete(capture)
+                if claim is not None:
+                    self.registry.release_alert_capture(claim.vm_key, claim.rule_key, capture)
             raise
+        failpoint("capture.confirmed")
+        return created
 
-    def create(self, capture: CaptureId, parameters: PacketCaptureParameters) -> tuple[CaptureRecord, bool]:
-        """Returns (record, created). Raises InvalidField, CaptureConflict or BrokerUnavailable."""
-        spec, record, is_new = self.record(capture, parameters)
-        if is_new:
-            self.publish(spec, record)
-        return record, is_new
+    def send(self, pending: list[PendingMessage]) -> None:
+        """Publish recorded messages, each removed from the outbox once the broker confirms it."""
+        for message in pending:
+            self.dispatcher.send(message.message)
+            failpoint("capture.published")
+            self.registry.message_sent(message)
+
+    def send_unsent(self, capture: CaptureId) -> None:
+        """Send what an earlier request recorded for this capture but never got confirmed."""
+        record = self.registry.find(capture)
+        if record is not None:
+            self.send(self.registry.take_unsent(record))
 
     def stop(self, record: CaptureRecord) -> None:
-        """Ask the agent to stop an active capture, once; a stopped one is left as it is."""
-        if record.status not in ACTIVE or not self.registry.request_stop(record):
+        """Ask the agent to stop an active capture, once; a stopped one is left as it is. The
+        stop is recorded before it is sent, so it is never lost."""
+        if record.status not in ACTIVE:
             return
-        try:
-            self.dispatcher.send_stop(record.capture, record.run_id, VirtualMachineId.parse(record.parameters.target))
-        except Exception:
-            self.registry.clear_stop_request(record)
-            raise
-        if record.status is PcStatus.NOT_STARTED:
-            self.registry.apply(StatusEvent(capture_id=record.capture.arm_id, run_id=record.run_id,
-                                            status=PcStatus.STOPPED, reported_at=datetime.now(timezone.utc),
-                                            stop_reason=StopReason.MANUALLY_STOPPED.value))
+        now = datetime.now(timezone.utc)
+        message = stop_message(record.capture, record.run_id, VirtualMachineId.parse(record.parameters.target), now)
+        self.send(self.registry.request_stop(record, message, now))
+
+    def query_status(self, record: CaptureRecord) -> PacketCaptureQueryStatusResult:
+        """ARM's status; for a capture no agent has started, also what it waits for and until when."""
+        status = record.to_status()
+        if record.status is not PcStatus.NOT_STARTED:
+            return status
+        vm = record.parameters.target
+        deadline = record.created_at + self.start_deadline
+        agent = self.registry.agent(vm)
+        if agent is None:
+            seen = f"no agent has ever reported for {vm}"
+        else:
+            ago = (datetime.now(timezone.utc) - agent.last_seen).total_seconds()
+            seen = f"the agent of {vm} was last seen at {format_arm_time(agent.last_seen)} ({ago:.0f} s ago)"
+        detail = (f"waiting for an agent to start it: {seen}; if none starts it by {format_arm_time(deadline)} "
+                  "it ends in Error/AgentStopped")
+        return status.model_copy(update={"status_detail": detail, "start_deadline": deadline,
+                                         "agent_last_seen": agent.last_seen if agent else None})

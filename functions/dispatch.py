@@ -1,8 +1,9 @@
-"""Publishing capture and stop requests to the target VM's queue."""
+"""The messages the front door sends to an agent's queue, and sending them with the
+broker's confirm."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from kombu.exceptions import OperationalError
 
@@ -10,27 +11,31 @@ from shared.arm import PacketCaptureParameters
 from shared.broker import agent_queue_name, make_celery, publish
 from shared.capture_spec import CaptureSpec
 from shared.errors import BrokerUnavailable
-from shared.messages import CaptureRequest, StopRequest, TaskName
+from shared.messages import CaptureRequest, Outgoing, StopRequest, TaskName
 from shared.resource_ids import CaptureId, VirtualMachineId
+
+
+def capture_message(spec: CaptureSpec, run_id: str, parameters: PacketCaptureParameters, created: datetime,
+                    start_by: datetime) -> Outgoing:
+    request = CaptureRequest(capture_id=spec.capture.arm_id, run_id=run_id, target=spec.target.arm_id,
+                             parameters=parameters, relative_file_path=spec.relative_file_path,
+                             requested_at=created, start_by=start_by)
+    return Outgoing(task=TaskName.CAPTURE, queue=agent_queue_name(spec.target),
+                    payload=request.model_dump(mode="json", by_alias=True))
+
+
+def stop_message(capture: CaptureId, run_id: str, target: VirtualMachineId, at: datetime) -> Outgoing:
+    request = StopRequest(capture_id=capture.arm_id, run_id=run_id, requested_at=at)
+    return Outgoing(task=TaskName.STOP, queue=agent_queue_name(target), payload=request.model_dump(mode="json"))
 
 
 class Dispatcher:
     def __init__(self, broker_url: str) -> None:
         self.app = make_celery("packetwatch-api", broker_url)
 
-    def _send(self, task: TaskName, payload: dict, vm: VirtualMachineId) -> None:
+    def send(self, message: Outgoing) -> None:
+        """Publish and wait for the broker's confirm; BrokerUnavailable when it does not come."""
         try:
-            publish(self.app, task.value, payload, agent_queue_name(vm))
+            publish(self.app, message.task.value, message.payload, message.queue)
         except (OperationalError, OSError) as exc:
             raise BrokerUnavailable(str(exc)) from exc
-
-    def send_capture(self, spec: CaptureSpec, run_id: str, parameters: PacketCaptureParameters,
-                     created: datetime) -> None:
-        request = CaptureRequest(capture_id=spec.capture.arm_id, run_id=run_id, target=spec.target.arm_id,
-                                 parameters=parameters,
-                                 relative_file_path=spec.relative_file_path, requested_at=created)
-        self._send(TaskName.CAPTURE, request.model_dump(mode="json", by_alias=True), spec.target)
-
-    def send_stop(self, capture: CaptureId, run_id: str, target: VirtualMachineId) -> None:
-        request = StopRequest(capture_id=capture.arm_id, run_id=run_id, requested_at=datetime.now(timezone.utc))
-        self._send(TaskName.STOP, request.model_dump(mode="json"), target)

@@ -72,10 +72,10 @@ class Stack:
                 "PACKETWATCH_HEARTBEAT_SECONDS": "2",
                 "PACKETWATCH_ACCESS_CONFIG": str(self.workdir / "access.json"), **self.extra_env}
 
-    def spawn(self, name: str, *args: str) -> subprocess.Popen:
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         log = (self.workdir / f"{name}.log").open("ab")
-        process = subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=self.env(), stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen([sys.executable, "-m", "cli.main", *args], env={**self.env(), **(env or {})},
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.processes[name] = process
         return process
 
@@ -87,9 +87,10 @@ class Stack:
         self.spawn("notify", "notify", "run")
         self.start_server("api", self.port)
 
-    def start_server(self, name: str, port: int, *serve_options: str, verify: ssl.SSLContext | None = None) -> str:
+    def start_server(self, name: str, port: int, *serve_options: str, verify: ssl.SSLContext | None = None,
+                     env: dict[str, str] | None = None) -> str:
         """Start an API process (`packetwatch serve`) and wait until it answers; returns its URL."""
-        self.spawn(name, "serve", "--port", str(port), *serve_options)
+        self.spawn(name, "serve", "--port", str(port), *serve_options, env=env)
         url = f"{'https' if verify else 'http'}://127.0.0.1:{port}"
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

@@ -235,8 +235,11 @@ class PacketCaptureQueryStatusResult(ArmModel):
     packet_capture_error: list[PcError] | None = Field(default=None, alias="packetCaptureError")
     summary: CaptureSummary | None = Field(default=None, alias="packetWatchSummary")
     error_message: str | None = Field(default=None, alias="packetWatchErrorMessage")
+    status_detail: str | None = Field(default=None, alias="packetWatchStatusDetail")
+    start_deadline: datetime | None = Field(default=None, alias="packetWatchStartDeadline")
+    agent_last_seen: datetime | None = Field(default=None, alias="packetWatchAgentLastSeen")
 
-    @field_serializer("capture_start_time")
+    @field_serializer("capture_start_time", "start_deadline", "agent_last_seen")
     def _serialize_time(self, value: datetime | None) -> str | None:
         return format_arm_time(value) if value else None
 

@@ -14,6 +14,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///.packetwatch/registry.db"
     capture_root: str = "/var/captures"
     heartbeat_seconds: float = 10.0
+    # A capture no agent has started this long after it was created ends in
+    # Error/AgentStopped, and its queued request can no longer start it.
+    start_deadline_seconds: float = 300.0
+    # Refuse at once (400 AgentNotFound) a capture for a VM no agent has ever reported for.
+    require_known_agent: bool = False
     access_config: str | None = None
     alert_config: str | None = None
     storage_config: str | None = None

@@ -5,6 +5,7 @@ it is answered with, so one handler turns any of them into ARM's error shape:
     PacketWatchError (500 InternalServerError)
     ├── InvalidRequest (400)
     │   ├── InvalidField (InvalidParameter) ── InvalidFields (every bad value of one body)
+    │   ├── AgentNotFound
     │   ├── MissingApiVersion (MissingApiVersionParameter)
     │   └── InvalidApiVersion (InvalidApiVersionParameter)
     ├── AuthenticationFailed (401) ── InvalidAuthenticationToken, FunctionKeyRequired
@@ -150,6 +151,12 @@ class Collector:
     def raise_any(self) -> None:
         if self.errors:
             raise InvalidFields.of(self.errors)
+
+
+class AgentNotFound(InvalidRequest):
+    """The target VM has never had an agent report (only with PACKETWATCH_REQUIRE_KNOWN_AGENT)."""
+
+    code = "AgentNotFound"
 
 
 class MissingApiVersion(InvalidRequest):

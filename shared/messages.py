@@ -29,6 +29,7 @@ class CaptureRequest(BaseModel):
     parameters: PacketCaptureParameters
     relative_file_path: str
     requested_at: datetime
+    start_by: datetime | None = None  # an agent that gets the request later never starts it
 
 
 class StopRequest(BaseModel):
@@ -87,3 +88,12 @@ class Notification(BaseModel):
     subject: str
     time: datetime
     data: dict
+
+
+class Outgoing(BaseModel):
+    """One task message bound for one durable queue, as the outbox keeps it until the
+    broker confirms it."""
+
+    task: TaskName
+    queue: str
+    payload: dict

@@ -14,19 +14,19 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import (
-    Column, DateTime, Integer, MetaData, String, Table, Text, create_engine, delete, event, func, insert, select,
-    update,
-)
+from sqlalchemy import create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from shared.arm import (
     CaptureSummary, PacketCaptureParameters, PacketCaptureQueryStatusResult, PacketCaptureResult,
-    PacketCaptureResultProperties, PcError, PcStatus, ProvisioningState,
+    PacketCaptureResultProperties, PcError, PcStatus, ProvisioningState, StopReason,
 )
 from shared.errors import CaptureConflict, CaptureNotFound
-from shared.messages import Heartbeat, StatusEvent, UploadResult
+from shared import outbox
+from shared.messages import Heartbeat, Outgoing, StatusEvent, TaskName, UploadResult
+from shared.outbox import PendingMessage
+from shared.registry_schema import agents, alert_captures, captures, metadata
 from shared.resource_ids import CaptureId
 
 # The statuses each status may follow: status only moves forward.
@@ -35,47 +35,6 @@ COMES_AFTER = {
     PcStatus.STOPPED: (PcStatus.NOT_STARTED, PcStatus.RUNNING),
     PcStatus.ERROR: (PcStatus.NOT_STARTED, PcStatus.RUNNING),
 }
-
-metadata = MetaData()
-
-captures = Table(
-    "packet_captures", metadata,
-    Column("key", String(512), primary_key=True),
-    Column("arm_id", String(512), nullable=False),
-    Column("watcher_key", String(512), nullable=False, index=True),
-    Column("name", String(80), nullable=False),
-    Column("target_key", String(512), nullable=False, index=True),
-    Column("parameters", Text, nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("capture_start_time", DateTime(timezone=True)),
-    Column("stop_reason", String(64)),
-    Column("errors", Text, nullable=False, default="[]"),
-    Column("error_message", Text),
-    Column("summary", Text),
-    Column("etag", String(64), nullable=False),
-    Column("run_id", String(64), nullable=False),
-    Column("storage_path", Text),
-    Column("stop_requested", Integer, nullable=False, default=0),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-agents = Table(
-    "agents", metadata,
-    Column("vm_key", String(512), primary_key=True),
-    Column("vm_id", String(512), nullable=False),
-    Column("version", String(32), nullable=False),
-    Column("hostname", String(255), nullable=False),
-    Column("last_seen", DateTime(timezone=True), nullable=False),
-    Column("running", Text, nullable=False, default="[]"),
-)
-
-alert_captures = Table(
-    "alert_captures", metadata,
-    Column("vm_key", String(512), primary_key=True),
-    Column("rule_key", String(255), primary_key=True),
-    Column("capture_id", String(512), nullable=False),
-)
-
 
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
@@ -122,6 +81,22 @@ class CaptureRecord:
 
 
 @dataclass(frozen=True)
+class AlertClaim:
+    """At most one capture per (VM, alert rule) at a time."""
+
+    vm_key: str
+    rule_key: str
+
+
+@dataclass(frozen=True)
+class Created:
+    record: CaptureRecord | None
+    created: bool
+    pending: list[PendingMessage]
+    holder: CaptureId | None = None
+
+
+@dataclass(frozen=True)
 class AgentRecord:
     vm_id: str
     version: str
@@ -145,6 +120,11 @@ def _record(row) -> CaptureRecord:  # type: ignore[no-untyped-def]
         storage_path=row.storage_path,
         created_at=_utc(row.created_at),  # type: ignore[arg-type]
     )
+
+
+def _agent(row) -> AgentRecord:  # type: ignore[no-untyped-def]
+    return AgentRecord(row.vm_id, row.version, row.hostname, _utc(row.last_seen),  # type: ignore[arg-type]
+                       json.loads(row.running))
 
 
 def make_engine(database_url: str) -> Engine:
@@ -177,25 +157,58 @@ class Registry:
         return cls(make_engine(database_url))
 
     def create(self, capture: CaptureId, parameters: PacketCaptureParameters, target_key: str,
-               created_at: datetime) -> tuple[CaptureRecord, bool]:
-        """Insert a NotStarted capture. Returns (record, created); an identical PUT of an
-        existing capture returns it unchanged, a different one raises CaptureConflict."""
+               created_at: datetime, run_id: str, request: Outgoing, claim: AlertClaim | None = None) -> Created:
+        """Insert a NotStarted capture and its capture request (the outbox) in one transaction,
+        with the alert claim when there is one. An identical PUT of an existing capture gets it
+        unchanged with its still unsent messages; a different one raises CaptureConflict; a
+        claim held by another capture gets that capture as `holder`."""
         values = dict(
             key=capture.key, arm_id=capture.arm_id, watcher_key=capture.watcher_path.lower(), name=capture.name,
             target_key=target_key, parameters=parameters.model_dump_json(by_alias=True),
-            status=PcStatus.NOT_STARTED.value, errors="[]", etag=_etag(), run_id=uuid.uuid4().hex,
+            status=PcStatus.NOT_STARTED.value, errors="[]", etag=_etag(), run_id=run_id,
             stop_requested=0, created_at=created_at,
         )
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(captures).values(**values))
-            return self.get(capture), True
+                pending = outbox.add(conn, capture.key, run_id, request, created_at)
+                if claim is not None:
+                    conn.execute(insert(alert_captures).values(vm_key=claim.vm_key, rule_key=claim.rule_key,
+                                                               capture_id=capture.arm_id))
+            return Created(self.get(capture), True, [pending])
         except IntegrityError:
+            if claim is not None:
+                held = self.alert_capture_status(claim.vm_key, claim.rule_key)
+                if held is None:
+                    return self.create(capture, parameters, target_key, created_at, run_id, request, claim)
+                if held[0] != capture:
+                    return Created(None, False, [], holder=held[0])
             existing = self.get(capture)
-            if existing.parameters == parameters:
-                return existing, False
-            raise CaptureConflict(capture.arm_id, "a packet capture with this name already exists "
-                                  "with other properties; delete it first") from None
+            if existing.parameters != parameters:
+                raise CaptureConflict(capture.arm_id, "a packet capture with this name already exists "
+                                      "with other properties; delete it first") from None
+            return Created(existing, False, self.take_unsent(existing))
+
+    # -- the outbox ---------------------------------------------------------------------
+    def pending_messages(self, record: CaptureRecord) -> list[PendingMessage]:
+        """Messages about this run of the capture that the broker has not confirmed yet."""
+        with self.engine.connect() as conn:
+            return outbox.for_capture(conn, record.capture.key, record.run_id)
+
+    def take_unsent(self, record: CaptureRecord) -> list[PendingMessage]:
+        """This run's unconfirmed messages that no sender holds now, leased to the caller."""
+        with self.engine.begin() as conn:
+            return outbox.lease(conn, outbox.for_capture(conn, record.capture.key, record.run_id),
+                                datetime.now(timezone.utc))
+
+    def take_abandoned(self, limit: int = 500) -> list[PendingMessage]:
+        """Unconfirmed messages whose sender's lease ran out (it died), leased to the caller."""
+        with self.engine.begin() as conn:
+            return outbox.lease_expired(conn, datetime.now(timezone.utc), limit)
+
+    def message_sent(self, message: PendingMessage) -> None:
+        with self.engine.begin() as conn:
+            outbox.remove(conn, message.id)
 
     def find(self, capture: CaptureId) -> CaptureRecord | None:
         with self.engine.connect() as conn:
@@ -258,7 +271,9 @@ class Registry:
         return updated.rowcount == 1
 
     def delete(self, capture: CaptureId) -> bool:
+        """Remove the capture and its unsent capture request (an unsent stop still goes out)."""
         with self.engine.begin() as conn:
+            outbox.cancel(conn, capture.key, TaskName.CAPTURE)
             return conn.execute(delete(captures).where(captures.c.key == capture.key)).rowcount == 1
 
     def record_heartbeat(self, beat: Heartbeat, received_at: datetime) -> None:
@@ -279,24 +294,49 @@ class Registry:
             rows = conn.execute(select(captures).where(captures.c.status == PcStatus.RUNNING.value)).all()
         return [_record(row) for row in rows]
 
-    def request_stop(self, record: CaptureRecord) -> bool:
-        """True for the first stop request of this run only: one stop, however many callers."""
+    def request_stop(self, record: CaptureRecord, stop: Outgoing, at: datetime) -> list[PendingMessage]:
+        """Claim the stop of this run (one stop, however many callers) and record its message;
+        a capture no agent has started yet is Stopped at once and its unsent request dropped.
+        Returns the stop messages for the caller to send: this one, or an earlier one never
+        confirmed whose sender is gone."""
+        key = record.capture.key
         with self.engine.begin() as conn:
-            return conn.execute(update(captures).where(
-                captures.c.key == record.capture.key, captures.c.run_id == record.run_id,
+            claimed = conn.execute(update(captures).where(
+                captures.c.key == key, captures.c.run_id == record.run_id,
                 captures.c.stop_requested == 0).values(stop_requested=1)).rowcount == 1
+            if claimed:
+                sent_now = outbox.add(conn, key, record.run_id, stop, at)
+                stopped = conn.execute(update(captures).where(
+                    captures.c.key == key, captures.c.run_id == record.run_id,
+                    captures.c.status == PcStatus.NOT_STARTED.value).values(
+                    status=PcStatus.STOPPED.value, stop_reason=StopReason.MANUALLY_STOPPED.value,
+                    etag=_etag())).rowcount
+                if stopped:
+                    outbox.cancel(conn, key, TaskName.CAPTURE, record.run_id)
+                return [sent_now]
+            return outbox.lease(conn, outbox.for_capture(conn, key, record.run_id, TaskName.STOP), at)
 
-    def clear_stop_request(self, record: CaptureRecord) -> None:
-        """The stop could not be sent: let the next request try again."""
+    def not_started_before(self, cutoff: datetime) -> list[CaptureRecord]:
+        """Captures no agent has started, created before `cutoff`."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(captures).where(captures.c.status == PcStatus.NOT_STARTED.value,
+                                                       captures.c.created_at < cutoff)).all()
+        return [_record(row) for row in rows]
+
+    def cancel_request(self, record: CaptureRecord) -> None:
+        """Drop this run's capture request if it was never sent (it can no longer start)."""
         with self.engine.begin() as conn:
-            conn.execute(update(captures).where(captures.c.key == record.capture.key,
-                                                captures.c.run_id == record.run_id).values(stop_requested=0))
+            outbox.cancel(conn, record.capture.key, TaskName.CAPTURE, record.run_id)
+
+    def agent(self, vm_key: str) -> AgentRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(agents).where(agents.c.vm_key == vm_key.lower())).first()
+        return _agent(row) if row else None
 
     def list_agents(self) -> list[AgentRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(agents).order_by(agents.c.vm_key)).all()
-        return [AgentRecord(row.vm_id, row.version, row.hostname, _utc(row.last_seen),  # type: ignore[arg-type]
-                            json.loads(row.running)) for row in rows]
+        return [_agent(row) for row in rows]
 
     # -- alert-started captures: at most one per (VM, alert rule) -------------------------
     def alert_capture_status(self, vm_key: str, rule_key: str) -> tuple[CaptureId, PcStatus | None] | None:
@@ -310,17 +350,6 @@ class Registry:
         if row is None:
             return None
         return CaptureId.parse(row.capture_id), PcStatus(row.status) if row.status else None
-
-    def claim_alert_capture(self, vm_key: str, rule_key: str, capture: CaptureId) -> CaptureId | None:
-        """Claim (VM, rule) for `capture`: None when claimed, else the capture that holds it."""
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(alert_captures).values(vm_key=vm_key, rule_key=rule_key,
-                                                           capture_id=capture.arm_id))
-            return None
-        except IntegrityError:
-            held = self.alert_capture_status(vm_key, rule_key)
-            return held[0] if held is not None else self.claim_alert_capture(vm_key, rule_key, capture)
 
     def release_alert_capture(self, vm_key: str, rule_key: str, capture: CaptureId) -> None:
         """Release (VM, rule) if `capture` still holds it."""

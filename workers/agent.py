@@ -134,6 +134,11 @@ class Agent:
             return
         if not self.journal.begin(key, request.capture_id):
             return  # delivered again: it ran (or was recovered after a crash) already
+        if request.start_by is not None and _now() > request.start_by:
+            self.journal.finish(key)
+            self._fail(request, PcError.AGENT_STOPPED, f"the request reached the agent at {_now().isoformat()}, "
+                       f"after its start deadline {request.start_by.isoformat()}: not started")
+            return
         with self.lock:
             if key in self.stopped_early:
                 self.stopped_early.discard(key)
@@ -200,6 +205,7 @@ class Agent:
         limits = SessionLimits.of(params)
 
         def on_running(started: datetime) -> None:
+            log.info("capture %s run %s started on %s", request.capture_id, request.run_id, self.config.interface)
             self.report(_event(request, PcStatus.RUNNING, capture_start_time=started))
 
         outcome = run_session(self.config.interface, self.config.netns, program, limits, path, signal, on_running)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 from celery import Celery
 
-from shared.arm import PcError, PcStatus
+from shared.arm import PcError, PcStatus, format_arm_time
 from shared.broker import CONTROL_QUEUE, NOTIFY_QUEUE, durable_queue, make_celery, publish
 from shared.messages import Heartbeat, Notification, StatusEvent, TaskName, UploadResult
 from shared.registry import CaptureRecord, Registry
@@ -86,6 +86,38 @@ class Control:
                     log.warning("capture %s: agent silent, marked AgentStopped", record.capture.arm_id)
                     self.notify(record.capture.arm_id, FAILED)
 
+    def expire_unstarted(self, start_deadline: timedelta) -> None:
+        """Captures no agent started by their deadline end as Error/AgentStopped, saying when
+        their VM's agent was last heard; their request, if still unsent, is dropped. Only
+        judged while the broker carries our ticks (an outage holds every request back)."""
+        now = datetime.now(timezone.utc)
+        if not self.hears_agents(now, 2 * self.interval):
+            return
+        for record in self.registry.not_started_before(now - start_deadline - 2 * self.interval):
+            vm = record.parameters.target
+            agent = self.registry.agent(vm)
+            seen = (f"its agent was last seen at {format_arm_time(agent.last_seen)}" if agent
+                    else "no agent has ever reported for this VM")
+            event = StatusEvent(capture_id=record.capture.arm_id, run_id=record.run_id, status=PcStatus.ERROR,
+                                reported_at=now, errors=[PcError.AGENT_STOPPED],
+                                error_message=f"no agent started this capture on {vm} within "
+                                              f"{start_deadline.total_seconds():.0f} s; {seen}")
+            if self.registry.apply(event):
+                self.registry.cancel_request(record)
+                log.warning("capture %s: not started by its deadline, marked AgentStopped", record.capture.arm_id)
+                self.notify(record.capture.arm_id, FAILED)
+
+    def relay(self) -> int:
+        """Send what an API process recorded but never saw confirmed (it died, or the broker
+        failed it); each message leaves the outbox once the broker confirms it."""
+        sent = 0
+        for pending in self.registry.take_abandoned():
+            publish(self.app, pending.message.task.value, pending.message.payload, pending.message.queue)
+            self.registry.message_sent(pending)
+            log.info("relayed %s for %s", pending.message.task.value, pending.capture_key)
+            sent += 1
+        return sent
+
     def uploaded(self, result: UploadResult) -> None:
         if self.registry.apply_upload(result):
             self.notify(result.capture_id, COMPLETED if result.storage_path else FAILED)
@@ -115,20 +147,24 @@ def build_control_app(broker_url: str, registry: Registry, heartbeat_seconds: fl
     return app, control
 
 
-def _sweep_forever(control: Control, heartbeat_seconds: float) -> None:
+def _sweep_forever(control: Control, heartbeat_seconds: float, start_deadline: timedelta) -> None:
     silent_after = timedelta(seconds=heartbeat_seconds * SILENT_HEARTBEATS)
     while True:
         time.sleep(heartbeat_seconds)
         try:
             publish(control.app, TaskName.TICK.value, {}, CONTROL_QUEUE)
+            control.relay()
             control.sweep(silent_after)
+            control.expire_unstarted(start_deadline)
         except Exception:
             log.warning("tick or sweep failed; trying again", exc_info=True)
 
 
-def run_control(broker_url: str, database_url: str, heartbeat_seconds: float, concurrency: int = 2) -> None:
+def run_control(broker_url: str, database_url: str, heartbeat_seconds: float, start_deadline_seconds: float,
+                concurrency: int = 2) -> None:
     app, control = build_control_app(broker_url, Registry.from_url(database_url), heartbeat_seconds)
-    threading.Thread(target=_sweep_forever, args=(control, heartbeat_seconds), name="sweep", daemon=True).start()
+    threading.Thread(target=_sweep_forever, name="sweep", daemon=True,
+                     args=(control, heartbeat_seconds, timedelta(seconds=start_deadline_seconds))).start()
     app.worker_main([
         "worker", "--pool", "threads", "--concurrency", str(concurrency), "--queues", CONTROL_QUEUE,
         "--hostname", f"control@{socket.gethostname()}", "--without-gossip", "--without-mingle",

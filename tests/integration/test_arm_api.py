@@ -8,77 +8,28 @@ import secrets
 import azure.functions as func
 import pytest
 from fastapi.testclient import TestClient
-from amqp.exceptions import NotFound
-from kombu import Connection
 
 from functions.api import create_app
-from shared.access import hash_token
-from shared.broker import agent_queue_name
 from shared.config import Settings
 from shared.resource_ids import CaptureId, VirtualMachineId
+from tests.integration.conftest import access_config, bearer, capture_body, queued_messages
 
 API = "?api-version=2026-01-01"
 
 
-TOKENS = {"contributor-a": ("contributor", ["sub-a"]), "reader-a": ("reader", ["sub-a"]),
-          "contributor-b": ("contributor", ["SUB-B"])}
-
-
-def access_config(folder) -> str:
-    path = folder / "access.json"
-    path.write_text(json.dumps({"tokens": [
-        {"name": name, "sha256": hash_token(name + "-secret"), "role": role, "subscriptions": subs}
-        for name, (role, subs) in TOKENS.items()]}))
-    return str(path)
-
-
-def bearer(name: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {name}-secret"}
-
-
-@pytest.fixture
-def env(broker_url, database_url, tmp_path):
-    suffix = secrets.token_hex(3)
-    vm = VirtualMachineId("sub-a", "rg-a", f"vm-{suffix}")
-    app = create_app(Settings(broker_url=broker_url, database_url=database_url,
-                              access_config=access_config(tmp_path)))
-    with TestClient(app, headers=bearer("contributor-a")) as client:
-        yield client, vm, CaptureId("sub-a", "rg-a", f"nw-{suffix}", "pc1")
-
-
-def _body(vm: VirtualMachineId, **extra) -> dict:
-    return {"properties": {"target": vm.arm_id, "storageLocation": {"filePath": "/var/captures/pc1.cap"},
-                           "filters": [{"protocol": "TCP", "localPort": "8080"}], **extra}}
-
-
-def _queued(broker_url: str, vm: VirtualMachineId) -> list[tuple[str, dict]]:
-    """Take every message waiting in the VM's queue: (task name, payload)."""
-    taken = []
-    with Connection(broker_url) as conn:
-        channel = conn.channel()
-        try:
-            channel.queue_declare(agent_queue_name(vm), passive=True)
-        except NotFound:
-            return taken
-        while (message := channel.basic_get(agent_queue_name(vm), no_ack=True)) is not None:
-            args = json.loads(message.body)[0]
-            taken.append((message.headers["task"], args[0]))
-    return taken
-
-
 def test_create_records_the_capture_and_queues_it_for_that_vm_only(env, broker_url):
     client, vm, capture = env
-    response = client.put(capture.arm_id + API, json=_body(vm))
+    response = client.put(capture.arm_id + API, json=capture_body(vm))
     assert response.status_code == 201
     assert "/operations/" in response.headers["Azure-AsyncOperation"]
     body = response.json()
     assert body["id"] == capture.arm_id and body["name"] == "pc1"
     assert body["properties"]["totalBytesPerSession"] == 1073741824
     assert body["properties"]["provisioningState"] == "Succeeded"
-    [(task, payload)] = _queued(broker_url, vm)
+    [(task, payload)] = queued_messages(broker_url, vm)
     assert task == "packetwatch.agent.capture"
     assert payload["capture_id"] == capture.arm_id and payload["relative_file_path"] == "pc1.cap"
-    assert _queued(broker_url, VirtualMachineId("sub-a", "rg-a", "someone-else")) == []
+    assert queued_messages(broker_url, VirtualMachineId("sub-a", "rg-a", "someone-else")) == []
     assert client.get(capture.arm_id + API).json() == body
     listed = client.get(capture.watcher_path + "/packetCaptures" + API).json()
     assert [c["name"] for c in listed["value"]] == ["pc1"]
@@ -88,11 +39,11 @@ def test_create_records_the_capture_and_queues_it_for_that_vm_only(env, broker_u
 
 def test_a_repeated_identical_create_queues_nothing_more(env, broker_url):
     client, vm, capture = env
-    first = client.put(capture.arm_id + API, json=_body(vm))
-    second = client.put(capture.arm_id + API, json=_body(vm))
+    first = client.put(capture.arm_id + API, json=capture_body(vm))
+    second = client.put(capture.arm_id + API, json=capture_body(vm))
     assert second.status_code == 201 and second.json()["etag"] == first.json()["etag"]
-    assert len(_queued(broker_url, vm)) == 1
-    conflict = client.put(capture.arm_id + API, json=_body(vm, timeLimitInSeconds=5))
+    assert len(queued_messages(broker_url, vm)) == 1
+    conflict = client.put(capture.arm_id + API, json=capture_body(vm, timeLimitInSeconds=5))
     assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "PacketCaptureConflict"
 
 
@@ -111,9 +62,9 @@ def test_a_repeated_identical_create_queues_nothing_more(env, broker_url):
     ({"target": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/x"}, "properties.target"),
     ({"filters": [{"localIPAddress": "198.18.0.1", "remoteIPAddress": "2001:db8::1"}]}, "filters"),
 ])
-def test_bad_values_get_400_naming_the_field_and_nothing_is_queued(env, broker_url, change, target):
+def test_bad_values_get_400_naming_the_field_and_nothing_isqueued(env, broker_url, change, target):
     client, vm, capture = env
-    body = _body(vm)
+    body = capture_body(vm)
     body["properties"].update(change)
     response = client.put(capture.arm_id + API, json=body)
     assert response.status_code == 400, response.text
@@ -121,7 +72,7 @@ def test_bad_values_get_400_naming_the_field_and_nothing_is_queued(env, broker_u
     assert error["target"].endswith(target) and error["code"] == "InvalidParameter"
     assert target.split(".")[-1].split("[")[0] in error["message"]
     assert client.get(capture.arm_id + API).status_code == 404
-    assert _queued(broker_url, vm) == []
+    assert queued_messages(broker_url, vm) == []
 
 
 def test_errors_are_arm_shaped(env):
@@ -131,7 +82,7 @@ def test_errors_are_arm_shaped(env):
     assert set(missing.json()["error"]) == {"code", "message", "target"}
     no_version = client.get(capture.arm_id)
     assert no_version.status_code == 400 and no_version.json()["error"]["code"] == "MissingApiVersionParameter"
-    bad_name = client.put(capture.watcher_path + "/packetCaptures/-bad" + API, json=_body(vm))
+    bad_name = client.put(capture.watcher_path + "/packetCaptures/-bad" + API, json=capture_body(vm))
     assert bad_name.status_code == 400 and bad_name.json()["error"]["target"] == "packetCaptureName"
     not_json = client.put(capture.arm_id + API, content=b"{", headers={"content-type": "application/json"})
     assert not_json.status_code == 400
@@ -139,24 +90,24 @@ def test_errors_are_arm_shaped(env):
 
 def test_stop_before_start_is_recorded_and_stopping_again_changes_nothing(env, broker_url):
     client, vm, capture = env
-    client.put(capture.arm_id + API, json=_body(vm))
+    client.put(capture.arm_id + API, json=capture_body(vm))
     assert client.post(capture.arm_id + "/stop" + API).status_code == 200
     status = client.post(capture.arm_id + "/queryStatus" + API).json()
     assert (status["packetCaptureStatus"], status["stopReason"]) == ("Stopped", "ManuallyStopped")
     etag = client.get(capture.arm_id + API).json()["etag"]
     assert client.post(capture.arm_id + "/stop" + API).status_code == 200
     assert client.get(capture.arm_id + API).json()["etag"] == etag
-    assert [task for task, _ in _queued(broker_url, vm)] == ["packetwatch.agent.capture", "packetwatch.agent.stop"]
+    assert [task for task, _ in queued_messages(broker_url, vm)] == ["packetwatch.agent.capture", "packetwatch.agent.stop"]
 
 
 def test_delete_stops_then_removes_and_a_second_delete_is_204(env, broker_url):
     client, vm, capture = env
-    client.put(capture.arm_id + API, json=_body(vm))
+    client.put(capture.arm_id + API, json=capture_body(vm))
     deleted = client.delete(capture.arm_id + API)
     assert deleted.status_code == 202 and "/operationResults/" in deleted.headers["Location"]
     assert client.get(capture.arm_id + API).status_code == 404
     assert client.delete(capture.arm_id + API).status_code == 204
-    assert [task for task, _ in _queued(broker_url, vm)] == ["packetwatch.agent.capture", "packetwatch.agent.stop"]
+    assert [task for task, _ in queued_messages(broker_url, vm)] == ["packetwatch.agent.capture", "packetwatch.agent.stop"]
 
 
 def test_when_the_broker_is_down_create_answers_503_and_records_nothing(database_url, tmp_path):
@@ -165,7 +116,7 @@ def test_when_the_broker_is_down_create_answers_503_and_records_nothing(database
     vm = VirtualMachineId("sub-a", "rg-a", "vm-down")
     capture = CaptureId("sub-a", "rg-a", f"nw-{secrets.token_hex(3)}", "pc1")
     with TestClient(app, headers=bearer("contributor-a")) as client:
-        response = client.put(capture.arm_id + API, json=_body(vm))
+        response = client.put(capture.arm_id + API, json=capture_body(vm))
         assert response.status_code == 503 and response.headers["Retry-After"]
         assert client.get(capture.arm_id + API).status_code == 404
 
@@ -175,15 +126,15 @@ def test_the_same_app_answers_through_azure_functions_objects(env):
     middleware = func.AsgiMiddleware(client.app)
     request = func.HttpRequest("PUT", "http://localhost" + capture.arm_id + API,
                                headers={"content-type": "application/json", **bearer("contributor-a")},
-                               body=json.dumps(_body(vm)).encode())
+                               body=json.dumps(capture_body(vm)).encode())
     response = asyncio.run(middleware.handle_async(request))
     assert response.status_code == 201
-    assert json.loads(response.get_body())["id"] == capture.arm_id
+    assert json.loads(response.getbody())["id"] == capture.arm_id
 
 
 def test_tokens_are_scoped_to_subscriptions_and_roles(env):
     client, vm, capture = env
-    assert client.put(capture.arm_id + API, json=_body(vm)).status_code == 201
+    assert client.put(capture.arm_id + API, json=capture_body(vm)).status_code == 201
     for headers, status, code in [({"Authorization": ""}, 401, "AuthenticationFailed"),
                                   ({"Authorization": "Bearer nope"}, 401, "InvalidAuthenticationToken"),
                                   ({"Authorization": "Basic Y29udHJpYnV0b3ItYQ=="}, 401, "AuthenticationFailed"),
@@ -196,7 +147,7 @@ def test_tokens_are_scoped_to_subscriptions_and_roles(env):
     assert client.get(capture.arm_id + API, headers=reader).status_code == 200
     assert client.post(capture.arm_id + "/queryStatus" + API, headers=reader).status_code == 200
     other = CaptureId("sub-a", "rg-a", capture.network_watcher, "by-reader")
-    for method, path, body in [("PUT", other.arm_id, _body(vm)), ("POST", capture.arm_id + "/stop", None),
+    for method, path, body in [("PUT", other.arm_id, capture_body(vm)), ("POST", capture.arm_id + "/stop", None),
                                ("DELETE", capture.arm_id, None)]:
         answer = client.request(method, path + API, headers=reader, json=body)
         assert answer.status_code == 403 and "needs contributor" in answer.json()["error"]["message"]

@@ -7,7 +7,8 @@ import pytest
 
 from shared.arm import CaptureSummary, PacketCaptureParameters, PcError, PcStatus
 from shared.errors import CaptureConflict, CaptureNotFound
-from shared.messages import Heartbeat, StatusEvent
+from shared.messages import Heartbeat, Outgoing, StatusEvent, TaskName
+from shared.registry import AlertClaim
 from shared.resource_ids import CaptureId
 
 VM = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
@@ -19,9 +20,19 @@ def _params(**extra) -> PacketCaptureParameters:
         {"target": VM, "storageLocation": {"filePath": "/var/captures/a.cap"}, **extra})
 
 
+def _request(capture: CaptureId, run_id: str) -> Outgoing:
+    return Outgoing(task=TaskName.CAPTURE, queue="q", payload={"capture_id": capture.arm_id, "run_id": run_id})
+
+
+def _create(registry, capture: CaptureId, params: PacketCaptureParameters):
+    run_id = secrets.token_hex(8)
+    created = registry.create(capture, params, VM.lower(), T0, run_id, _request(capture, run_id))
+    return created.record, created.created
+
+
 def _capture(registry, **extra):
     capture = CaptureId("s1", "rg", f"nw-{secrets.token_hex(3)}", "pc1")
-    record, created = registry.create(capture, _params(**extra), VM.lower(), T0)
+    record, created = _create(registry, capture, _params(**extra))
     assert created
     return capture, record
 
@@ -57,7 +68,7 @@ def test_a_stopped_event_before_running_keeps_the_start_time(registry):
 def test_events_of_an_earlier_capture_with_the_same_name_change_nothing(registry):
     capture, old = _capture(registry)
     assert registry.delete(capture)
-    new, created = registry.create(capture, _params(), VM.lower(), T0)
+    new, created = _create(registry, capture, _params())
     assert created and new.run_id != old.run_id
     assert not registry.apply(_event(old, PcStatus.RUNNING))
     assert registry.get(capture).status is PcStatus.NOT_STARTED
@@ -65,10 +76,10 @@ def test_events_of_an_earlier_capture_with_the_same_name_change_nothing(registry
 
 def test_create_is_idempotent_for_the_same_body_and_refuses_a_different_one(registry):
     capture, record = _capture(registry)
-    again, created = registry.create(capture, _params(), VM.lower(), T0)
+    again, created = _create(registry, capture, _params())
     assert not created and again.run_id == record.run_id
     with pytest.raises(CaptureConflict):
-        registry.create(capture, _params(timeLimitInSeconds=60), VM.lower(), T0)
+        _create(registry, capture, _params(timeLimitInSeconds=60))
 
 
 def test_ids_are_case_insensitive_and_lists_are_per_watcher(registry):
@@ -91,9 +102,75 @@ def test_heartbeats_record_when_the_agent_was_last_heard(registry):
     assert (agent.version, agent.last_seen, agent.running) == ("1", T0 + timedelta(seconds=10), ["r1"])
 
 
-def test_only_the_first_of_many_stop_requests_counts(registry):
+def _stop(record) -> Outgoing:
+    return Outgoing(task=TaskName.STOP, queue="q", payload={"run_id": record.run_id})
+
+
+def test_a_capture_and_its_request_are_recorded_together_until_the_broker_confirms_it(registry):
+    capture = CaptureId("s1", "rg", f"nw-{secrets.token_hex(3)}", "pc1")
+    now = datetime.now(timezone.utc)
+    made = registry.create(capture, _params(), VM.lower(), now, "run1", _request(capture, "run1"))
+    [pending] = made.pending
+    assert registry.pending_messages(made.record) == [pending]
+    assert registry.take_unsent(made.record) == [], "its creator holds the lease: nobody else sends it"
+    assert pending.id not in {m.id for m in registry.take_abandoned()}
+    registry.message_sent(pending)
+    assert registry.pending_messages(made.record) == []
+
+
+def test_a_request_whose_sender_died_is_taken_by_one_other_sender(registry):
+    capture, record = _capture(registry)  # created at T0: its creator's lease ran out long ago
+    [left] = registry.pending_messages(record)
+    again = registry.create(capture, _params(), VM.lower(), T0, "other-run", _request(capture, "other-run"))
+    assert (again.created, again.pending) == (False, [left]), "a re-sent PUT takes it and sends it"
+    assert registry.take_unsent(record) == [] and left.id not in {m.id for m in registry.take_abandoned()}
+    registry.message_sent(left)
+    assert registry.pending_messages(record) == []
+
+
+def test_the_relay_takes_abandoned_messages_once(registry):
     capture, record = _capture(registry)
-    assert registry.request_stop(record)
-    assert not registry.request_stop(record)
-    registry.clear_stop_request(record)
-    assert registry.request_stop(record)
+    [left] = registry.pending_messages(record)
+    assert left.id in {m.id for m in registry.take_abandoned()}
+    assert left.id not in {m.id for m in registry.take_abandoned()}, "leased to the first relay"
+
+
+def test_only_the_first_of_many_stop_requests_counts_and_stays_until_sent(registry):
+    capture, record = _capture(registry)
+    registry.apply(_event(record, PcStatus.RUNNING, capture_start_time=T0))
+    [stop] = registry.request_stop(record, _stop(record), datetime.now(timezone.utc))
+    assert stop.message.task is TaskName.STOP
+    assert registry.request_stop(record, _stop(record), datetime.now(timezone.utc)) == [], "its sender holds it"
+    later = datetime.now(timezone.utc) + timedelta(seconds=60)
+    assert registry.request_stop(record, _stop(record), later) == [stop], "its sender died: the next caller sends it"
+    registry.message_sent(stop)
+    assert registry.request_stop(record, _stop(record), later) == []
+    assert registry.get(capture).status is PcStatus.RUNNING
+
+
+def test_stopping_a_capture_no_agent_started_stops_it_and_drops_its_unsent_request(registry):
+    capture, record = _capture(registry)
+    [stop] = registry.request_stop(record, _stop(record), T0)
+    final = registry.get(capture)
+    assert (final.status, final.stop_reason) == (PcStatus.STOPPED, "ManuallyStopped")
+    assert registry.pending_messages(record) == [stop]
+
+
+def test_delete_drops_the_unsent_request_but_not_an_unsent_stop(registry):
+    capture, record = _capture(registry)
+    registry.apply(_event(record, PcStatus.RUNNING, capture_start_time=T0))
+    [stop] = registry.request_stop(record, _stop(record), T0)
+    assert registry.delete(capture)
+    assert [m.id for m in registry.take_abandoned() if m.run_id == record.run_id] == [stop.id]
+
+
+def test_an_alert_claim_is_taken_with_its_capture_or_not_at_all(registry):
+    first = CaptureId("s1", "rg", f"nw-{secrets.token_hex(3)}", "a1")
+    second = CaptureId("s1", "rg", first.network_watcher, "a2")
+    claim = AlertClaim(VM.lower(), "rule")
+    made = registry.create(first, _params(), VM.lower(), T0, "r1", _request(first, "r1"), claim)
+    assert made.created and made.holder is None
+    lost = registry.create(second, _params(), VM.lower(), T0, "r2", _request(second, "r2"), claim)
+    assert (lost.created, lost.holder) == (False, first)
+    assert registry.find(second) is None, "the capture that lost the claim was never recorded"
+    assert registry.alert_capture_status(claim.vm_key, claim.rule_key) == (first, PcStatus.NOT_STARTED)

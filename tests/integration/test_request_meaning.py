@@ -5,7 +5,7 @@ api-versions whose shape is served."""
 import pytest
 
 from shared.arm import SUPPORTED_API_VERSIONS
-from tests.integration.test_arm_api import _body, _queued, env  # noqa: F401  (the fixture)
+from tests.integration.conftest import capture_body, queued_messages
 
 API = "?api-version=2026-01-01"
 
@@ -19,7 +19,7 @@ def test_property_names_match_in_any_case_as_arm_does(env, broker_url):
     assert response.status_code == 201, response.text
     [stored] = response.json()["properties"]["filters"]
     assert stored == {"protocol": "UDP", "localIPAddress": "198.18.0.2", "remotePort": "53"}
-    [(_, payload)] = _queued(broker_url, vm)
+    [(_, payload)] = queued_messages(broker_url, vm)
     sent = {key: value for key, value in payload["parameters"]["filters"][0].items() if value is not None}
     assert sent == stored, "the agent gets the filter as written, not a wider one"
 
@@ -35,19 +35,19 @@ def test_property_names_match_in_any_case_as_arm_does(env, broker_url):
 ])
 def test_an_unknown_property_is_refused_and_named_never_dropped(env, broker_url, where, extra, named, hint):
     client, vm, capture = env
-    response = client.put(capture.arm_id + API, json=_body(vm, **extra))
+    response = client.put(capture.arm_id + API, json=capture_body(vm, **extra))
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["target"] == named and "refused" in error["message"]
     if hint:
         assert f"did you mean {hint!r}" in error["message"]
     assert client.get(capture.arm_id + API).status_code == 404
-    assert _queued(broker_url, vm) == []
+    assert queued_messages(broker_url, vm) == []
 
 
 def test_a_property_given_twice_in_different_cases_is_refused(env):
     client, vm, capture = env
-    body = _body(vm, filters=[{"localIPAddress": "198.18.0.2", "localIpAddress": "198.18.0.3"}])
+    body = capture_body(vm, filters=[{"localIPAddress": "198.18.0.2", "localIpAddress": "198.18.0.3"}])
     response = client.put(capture.arm_id + API, json=body)
     assert response.status_code == 400
     assert "given twice" in response.json()["error"]["message"]
@@ -55,7 +55,7 @@ def test_a_property_given_twice_in_different_cases_is_refused(env):
 
 def test_every_invalid_value_of_a_body_is_reported_in_one_answer(env):
     client, vm, capture = env
-    body = _body(vm, timeLimitInSeconds=99999, filters=[
+    body = capture_body(vm, timeLimitInSeconds=99999, filters=[
         {"protocol": "TCP", "localIPAddress": "10.0.0", "localPort": "80:90"},
         {"protocol": "UDP", "remoteIPAddress": "10.0.0.1/24", "remotePort": "70000"},
     ])
@@ -78,7 +78,7 @@ def test_every_invalid_value_of_a_body_is_reported_in_one_answer(env):
 
 def test_every_bad_element_of_one_list_is_named(env):
     client, vm, capture = env
-    response = client.put(capture.arm_id + API, json=_body(vm, filters=[
+    response = client.put(capture.arm_id + API, json=capture_body(vm, filters=[
         {"localIPAddress": "198.18.0.2;10.0.0.300;010.1.2.3;198.18.0.9-198.18.0.1"}]))
     message = response.json()["error"]["message"]
     assert "300 is above 255" in message and "did you mean 10.1.2.3?" in message
@@ -88,14 +88,14 @@ def test_every_bad_element_of_one_list_is_named(env):
 @pytest.mark.parametrize("version", ["2021-02-01", "2023-11-01", "2026-01-01", "2026-03-01"])
 def test_the_api_versions_of_the_sdks_in_use_are_served(env, version):
     client, vm, capture = env
-    assert client.put(f"{capture.arm_id}?api-version={version}", json=_body(vm)).status_code == 201
+    assert client.put(f"{capture.arm_id}?api-version={version}", json=capture_body(vm)).status_code == 201
     assert client.post(f"{capture.arm_id}/queryStatus?api-version={version}").status_code == 200
 
 
 @pytest.mark.parametrize("version", ["2019-01-01", "2026-01-01-preview", "2099-01-01", "latest"])
 def test_any_other_api_version_is_refused_naming_the_supported_ones(env, version):
     client, vm, capture = env
-    for response in (client.put(f"{capture.arm_id}?api-version={version}", json=_body(vm)),
+    for response in (client.put(f"{capture.arm_id}?api-version={version}", json=capture_body(vm)),
                      client.get(f"{capture.arm_id}?api-version={version}"),
                      client.get(f"{capture.watcher_path}/packetCaptures?api-version={version}")):
         assert response.status_code == 400

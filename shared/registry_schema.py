@@ -1,0 +1,61 @@
+"""The registry's tables (SQLAlchemy Core), declared once for the registry and its outbox."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+captures = Table(
+    "packet_captures", metadata,
+    Column("key", String(512), primary_key=True),
+    Column("arm_id", String(512), nullable=False),
+    Column("watcher_key", String(512), nullable=False, index=True),
+    Column("name", String(80), nullable=False),
+    Column("target_key", String(512), nullable=False, index=True),
+    Column("parameters", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("capture_start_time", DateTime(timezone=True)),
+    Column("stop_reason", String(64)),
+    Column("errors", Text, nullable=False, default="[]"),
+    Column("error_message", Text),
+    Column("summary", Text),
+    Column("etag", String(64), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("storage_path", Text),
+    Column("stop_requested", Integer, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+agents = Table(
+    "agents", metadata,
+    Column("vm_key", String(512), primary_key=True),
+    Column("vm_id", String(512), nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("hostname", String(255), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("running", Text, nullable=False, default="[]"),
+)
+
+alert_captures = Table(
+    "alert_captures", metadata,
+    Column("vm_key", String(512), primary_key=True),
+    Column("rule_key", String(255), primary_key=True),
+    Column("capture_id", String(512), nullable=False),
+)
+
+# The transactional outbox: a message to the broker, written in the same transaction as
+# the state change it announces, removed once the broker has confirmed it. Whoever sends
+# it holds a short lease first, so a message is sent by one sender at a time; the control
+# worker relays what an API process left behind once its lease has run out.
+outbox = Table(
+    "outbox", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("capture_key", String(512), nullable=False, index=True),
+    Column("run_id", String(64), nullable=False),
+    Column("task", String(64), nullable=False),
+    Column("queue", String(255), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("lease_until", DateTime(timezone=True), nullable=False, index=True),
+)
