@@ -129,7 +129,7 @@ def test_the_same_app_answers_through_azure_functions_objects(env):
                                body=json.dumps(capture_body(vm)).encode())
     response = asyncio.run(middleware.handle_async(request))
     assert response.status_code == 201
-    assert json.loads(response.getbody())["id"] == capture.arm_id
+    assert json.loads(response.get_body())["id"] == capture.arm_id
 
 
 def test_tokens_are_scoped_to_subscriptions_and_roles(env):
