@@ -15,8 +15,10 @@ from shared.arm import PacketCaptureFilter, StopReason
 from shared.bpf import compile_filters
 from shared.filter_values import AddressSet
 from shared.filters import parse_filters
-from workers.capture_engine import interface_addresses
+from workers.capture_engine import LiveCapture, interface_addresses
 from workers.capture_session import SessionLimits, StopSignal, run_session
+from workers.local_paths import create_capture_file
+from workers.pcap_sink import PcapFileSink
 
 
 def main() -> None:
@@ -36,8 +38,12 @@ def main() -> None:
         ready.append(_cpu())
         print("running", flush=True)
 
-    outcome = run_session(args.interface, args.netns, program, SessionLimits(0, 0xFFFFFFFF, 600), Path(args.out),
-                          stop, running)
+    limits = SessionLimits(0, 0xFFFFFFFF, 600)
+    source = LiveCapture(args.interface, program, limits.snaplen, args.netns)
+    out = Path(args.out)
+    fd, path = create_capture_file(out.parent, out.name)
+    sink = PcapFileSink(fd, path, source.linktype, source.snaplen, limits.byte_limit)
+    outcome = run_session(source, sink, limits, stop, running)
     print(json.dumps({"packets": outcome.packets, "drops": outcome.kernel_drops, "bytes": outcome.file_bytes,
                       "capture_cpu": _cpu() - ready[0], "expression": program.expression}), flush=True)
 

@@ -13,14 +13,17 @@ from cli import packet_capture
 from cli.packet_capture import CliError
 from shared.config import Settings
 from shared.errors import InvalidField
+from shared.logs import RedactSecrets
 from shared.resource_ids import VirtualMachineId
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from shared.logs import uvicorn_log_config
+
     uvicorn.run("functions.api:create_app", factory=True, host=args.host, port=args.port, log_level="info",
-                ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+                ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, log_config=uvicorn_log_config())
     return 0
 
 
@@ -36,6 +39,13 @@ def _notify(args: argparse.Namespace, settings: Settings) -> int:
     from workers.notifier import load_notify_config, run_notifier
 
     run_notifier(settings.broker_url, load_notify_config(settings.notify_config))
+    return 0
+
+
+def _notify_secret(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.notifier import new_secret
+
+    print(new_secret())
     return 0
 
 
@@ -83,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     notify = commands.add_parser("notify", help="notification worker").add_subparsers(dest="action", required=True)
     notify.add_parser("run", help="deliver completion events to webhooks").set_defaults(handler=_notify)
+    notify.add_parser("secret", help="print a new Standard Webhooks signing secret (whsec_…) for a webhook") \
+        .set_defaults(handler=_notify_secret)
 
     agent = commands.add_parser("agent", help="the capture agent").add_subparsers(dest="action", required=True)
     run = agent.add_parser("run", help="run the agent for one VM")
@@ -109,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecrets())
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("azure").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)

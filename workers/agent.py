@@ -8,9 +8,9 @@ a redelivered request never runs a capture twice.
 from __future__ import annotations
 
 import logging
+import signal as os_signal
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,14 +28,15 @@ from shared.messages import (
     CaptureRequest, Heartbeat, StatusEvent, StopRequest, TaskName, UploadRequest, UploadResult,
 )
 from shared.resource_ids import VirtualMachineId
+from shared.retry import backoff
 from shared.storage_accounts import StorageAccounts
 from shared.version import VERSION
-from workers.capture_engine import CaptureOpenError, interface_addresses
-from workers.capture_session import SessionLimits, StopSignal, run_session
+from workers.capture_engine import CaptureOpenError, LiveCapture, interface_addresses
+from workers.capture_session import SessionLimits, SessionOutcome, StopSignal, run_session
 from workers.journal import Journal
-from workers.local_paths import CapturePathRefused, resolve_capture_path
-from workers.pcap_repair import repair_pcap
-from workers.pcap_sink import SinkOpenError
+from workers.local_paths import CapturePathRefused, create_capture_file
+from workers.pcap_file import repair_pcap
+from workers.pcap_sink import CaptureWriteError, PcapFileSink
 from workers.pcap_stats import read_statistics
 from workers.uploader import UploadFailed, upload_capture
 
@@ -72,7 +73,9 @@ class Agent:
         self.queue = agent_queue_name(config.vm)
         self.app = make_celery("packetwatch-agent", config.broker_url)
         self.app.conf.task_queues = [durable_queue(self.queue)]
-        self.journal = Journal(config.capture_dir / ".agent" / "journal")
+        # Local state belongs to this VM identity: agents for other VMs on the same host
+        # (one capture root) never read, recover or finish each other's captures.
+        self.journal = Journal(config.capture_dir / ".agent" / self.queue / "journal")
         self.lock = threading.Lock()
         self.running: dict[str, tuple[StopSignal, threading.Thread]] = {}
         self.stopped_early: set[str] = set()
@@ -83,18 +86,8 @@ class Agent:
     def _publish_until_sent(self, task: TaskName, payload: dict, queue: str) -> None:
         """News about a capture must not be lost while the broker is away: retry with backoff
         for up to REPORT_RETRY_SECONDS until the broker takes (and confirms) it."""
-        delay, deadline = 0.5, time.monotonic() + REPORT_RETRY_SECONDS
-        while True:
-            try:
-                publish(self.app, task.value, payload, queue)
-                return
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                log.warning("broker unavailable; %s for %s retried in %.1fs", task.value,
-                            payload.get("capture_id"), delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        backoff(first=0.5, maximum=10.0, within=REPORT_RETRY_SECONDS, log=log,
+                what=f"{task.value} for {payload.get('capture_id')}")(publish, self.app, task.value, payload, queue)
 
     def report(self, event: StatusEvent) -> None:
         self._publish_until_sent(TaskName.STATUS, event.model_dump(mode="json"), CONTROL_QUEUE)
@@ -183,7 +176,7 @@ class Agent:
     def _run(self, key: str, request: CaptureRequest, signal: StopSignal) -> None:
         try:
             self._capture(request, signal)
-        except (CapturePathRefused, SinkOpenError, PermissionError) as exc:
+        except (CapturePathRefused, CaptureWriteError, PermissionError) as exc:
             self._fail(request, PcError.LOCAL_FILE_FAILED, str(exc))
         except (CaptureOpenError, InvalidField) as exc:
             self._fail(request, PcError.CAPTURE_FAILED, str(exc))
@@ -200,29 +193,52 @@ class Agent:
         specs = parse_filters(params.filters, "properties.filters")
         vm_addresses = AddressSet.of(interface_addresses(self.config.interface, self.config.netns))
         program = compile_filters(specs, vm_addresses, params.bytes_to_capture_per_packet)
-        path = resolve_capture_path(self.config.capture_dir, request.relative_file_path)
-        self.journal.set_path(request.run_id, request.capture_id, path)
         limits = SessionLimits.of(params)
+        source = LiveCapture(self.config.interface, program, limits.snaplen, self.config.netns)
+        try:
+            fd, path = create_capture_file(self.config.capture_dir, request.relative_file_path)
+            self.journal.set_path(request.run_id, request.capture_id, path)
+            sink = PcapFileSink(fd, path, source.linktype, source.snaplen, limits.byte_limit)
+        except BaseException:
+            source.close()
+            raise
 
         def on_running(started: datetime) -> None:
             log.info("capture %s run %s started on %s", request.capture_id, request.run_id, self.config.interface)
             self.report(_event(request, PcStatus.RUNNING, capture_start_time=started))
 
-        outcome = run_session(self.config.interface, self.config.netns, program, limits, path, signal, on_running)
-        stats = read_statistics(outcome.path)
-        summary = CaptureSummary(packets=outcome.packets, bytes=outcome.file_bytes,
-                                 kernel_drops=outcome.kernel_drops, file_paths=[str(outcome.path)],
-                                 sha256=stats.sha256,
-                                 duration_seconds=round((outcome.ended - outcome.started).total_seconds(), 3),
-                                 protocols=dict(stats.protocols), top_talkers=stats.top_talkers())
+        outcome = run_session(source, sink, limits, signal, on_running)
+        summary = self._summary(outcome)
+        if outcome.write_error is not None:
+            kept = f"{outcome.path} holds the {outcome.packets} packets written until then" if outcome.file_bytes \
+                else "no file was kept"
+            log.error("capture %s: %s", request.capture_id, outcome.write_error)
+            self.report(_event(request, PcStatus.ERROR, capture_start_time=outcome.started,
+                               errors=[PcError.LOCAL_FILE_FAILED], summary=summary,
+                               error_message=f"{outcome.write_error}; {kept}"))
+            return
         if params.storage_location.storage_id:
             upload = UploadRequest(capture_id=request.capture_id, run_id=request.run_id, target=request.target,
                                    storage_id=params.storage_location.storage_id, local_path=str(outcome.path),
                                    keep_local=bool(params.storage_location.file_path), created=outcome.started,
-                                   sha256=stats.sha256)
+                                   sha256=summary.sha256 or "")
             self._publish_until_sent(TaskName.UPLOAD, upload.model_dump(mode="json"), self.queue)
-        self.report(_event(request, PcStatus.STOPPED, capture_start_time=outcome.started,
-                           stop_reason=outcome.stop_reason.value, summary=summary))
+        reason = outcome.stop_reason.value if outcome.stop_reason else None
+        log.info("capture %s stopped (%s): %d packets, %d bytes", request.capture_id, reason, outcome.packets,
+                 outcome.file_bytes)
+        self.report(_event(request, PcStatus.STOPPED, capture_start_time=outcome.started, stop_reason=reason,
+                           summary=summary))
+
+    @staticmethod
+    def _summary(outcome: SessionOutcome) -> CaptureSummary:
+        """The figures of the file as it is on disk: what is reported is what it holds."""
+        duration = round((outcome.ended - outcome.started).total_seconds(), 3)
+        if not outcome.file_bytes:
+            return CaptureSummary(kernel_drops=outcome.kernel_drops, duration_seconds=duration)
+        stats = read_statistics(outcome.path)
+        return CaptureSummary(packets=outcome.packets, bytes=outcome.file_bytes, kernel_drops=outcome.kernel_drops,
+                              file_paths=[str(outcome.path)], sha256=stats.sha256, duration_seconds=duration,
+                              protocols=dict(stats.protocols), top_talkers=stats.top_talkers())
 
     # -- upload (a task of its own, so it survives an agent restart) ----------------------
     def upload(self, request: UploadRequest) -> None:
@@ -260,6 +276,9 @@ class Agent:
 
     # -- running the worker -------------------------------------------------------------
     def run(self, concurrency: int = 8) -> None:
+        # Past a file-size limit a write must fail with EFBIG (and end that capture as
+        # LocalFileFailed), not kill the agent with SIGXFSZ.
+        os_signal.signal(os_signal.SIGXFSZ, os_signal.SIG_IGN)
         worker_shutting_down.connect(lambda **_: self.shutdown(), weak=False)
         self.recover()
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
@@ -270,6 +289,6 @@ class Agent:
         beat.start()
         self.app.worker_main([
             "worker", "--pool", "threads", "--concurrency", str(concurrency), "--queues", self.queue,
-            "--hostname", f"agent-{self.config.vm.name.lower()}@{socket.gethostname()}",
+            "--hostname", f"{self.queue}@{socket.gethostname()}",
             "--without-gossip", "--without-mingle", "--loglevel", "INFO",
         ])

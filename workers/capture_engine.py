@@ -101,6 +101,7 @@ class LiveCapture:
             self.close()
             raise CaptureOpenError(interface, errbuf.value.decode(errors="replace"))
         self.fd = pcap.pcap_get_selectable_fd(handle)
+        self.linktype = pcap.pcap_datalink(handle)
 
     def _error(self) -> str:
         return (libpcap.lib().pcap_geterr(self.handle) or b"").decode(errors="replace")

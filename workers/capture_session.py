@@ -10,9 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from shared.arm import MAX_TIME_LIMIT_SECONDS, UINT32_MAX, PacketCaptureParameters, StopReason
-from shared.bpf import BpfProgram
 from workers.capture_engine import READ_TIMEOUT_MS, LiveCapture
-from workers.pcap_sink import PcapFileSink
+from workers.pcap_sink import CaptureWriteError, PcapFileSink
 
 POLL_SECONDS = 0.2
 
@@ -48,38 +47,40 @@ class SessionLimits:
 class SessionOutcome:
     started: datetime
     ended: datetime
-    stop_reason: StopReason
+    stop_reason: StopReason | None  # None when writing the file failed (see write_error)
     packets: int
     file_bytes: int
     kernel_drops: int
     path: Path
+    write_error: OSError | None = None
 
 
-def run_session(interface: str, netns: str | None, program: BpfProgram, limits: SessionLimits, path: Path,
-                stop: StopSignal, on_running=None) -> SessionOutcome:  # type: ignore[no-untyped-def]
-    source = LiveCapture(interface, program, limits.snaplen, netns)
+def run_session(source: LiveCapture, sink: PcapFileSink, limits: SessionLimits, stop: StopSignal,
+                on_running=None) -> SessionOutcome:  # type: ignore[no-untyped-def]
+    """Feed `sink` from `source` until a limit, a stop or a failed write; both are closed after."""
+    reason: StopReason | None = None
     try:
-        sink = PcapFileSink(source, path, limits.byte_limit)
+        started = datetime.now(timezone.utc)
+        deadline = time.monotonic() + limits.seconds
+        if on_running is not None:
+            on_running(started)
         try:
-            started = datetime.now(timezone.utc)
-            deadline = time.monotonic() + limits.seconds
-            if on_running is not None:
-                on_running(started)
             reason = _pump(source, sink, stop, deadline)
             if reason is not StopReason.BYTES_EXCEEDED:
                 select.select([source.fd], [], [], READ_TIMEOUT_MS * 1.5 / 1000)
                 sink.drain(source)
                 if sink.full:
                     reason = StopReason.BYTES_EXCEEDED if reason is StopReason.TIME_EXCEEDED else reason
-            ended = datetime.now(timezone.utc)
-            drops = source.counters().dropped
-        finally:
-            sink.close()
+        except CaptureWriteError:
+            reason = None
+        ended = datetime.now(timezone.utc)
+        drops = source.counters().dropped
     finally:
+        sink.close()
         source.close()
-    return SessionOutcome(started, ended, reason, sink.packets, path.stat().st_size, drops, path)
-
-
+    if sink.error is not None:
+        reason = None
+    return SessionOutcome(started, ended, reason, sink.packets, sink.file_bytes, drops, sink.path, sink.error)
 def _pump(source: LiveCapture, sink: PcapFileSink, stop: StopSignal, deadline: float) -> StopReason:
     while True:
         if stop.event.is_set():

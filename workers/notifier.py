@@ -1,5 +1,7 @@
 """The notifier: delivers completion and failure events as CloudEvents 1.0 JSON to the
-configured webhooks, signed with HMAC-SHA256, retried with backoff.
+configured webhooks, signed as Standard Webhooks specifies (webhook-id, webhook-timestamp,
+webhook-signature: HMAC-SHA256 over "id.timestamp.body"), so a receiver can verify them
+and refuse replays; retried with backoff, each attempt signed afresh.
 
 It runs as a worker of its own, so a slow or failing endpoint never delays a capture, an
 upload or the registry. Each event goes to each webhook until one 2xx answer.
@@ -7,31 +9,47 @@ upload or the registry. Each event goes to each webhook until one 2xx answer.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
+import binascii
 import json
 import logging
+import secrets
 import socket
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from standardwebhooks import Webhook as Signer
 
 from shared.broker import NOTIFY_QUEUE, durable_queue, make_celery
 from shared.config_files import load_model
 from shared.messages import Notification, TaskName
+from shared.retry import backoff
 
 log = logging.getLogger("packetwatch.notify")
-SIGNATURE_HEADER = "X-PacketWatch-Signature"
 SOURCE = "/packetwatch"
+SECRET_PREFIX = "whsec_"
 
 
 class Webhook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(pattern=r"^https?://")
-    secret: str = Field(min_length=16)
+    secret: str  # a Standard Webhooks secret: whsec_ and 24 to 64 random bytes in base64
+
+    @field_validator("secret")
+    @classmethod
+    def _standard_secret(cls, value: str) -> str:
+        try:
+            key = base64.b64decode(value.removeprefix(SECRET_PREFIX), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if not value.startswith(SECRET_PREFIX) or not 24 <= len(key) <= 64:
+            raise ValueError("must be a Standard Webhooks secret: whsec_ followed by 24 to 64 random bytes in "
+                             "base64 (`packetwatch notify secret` makes one)")
+        return value
 
 
 class NotifyConfig(BaseModel):
@@ -55,32 +73,48 @@ def cloud_event(event: Notification) -> bytes:
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
 
-def signature(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signed_headers(webhook: Webhook, event: Notification, body: bytes, at: datetime) -> dict[str, str]:
+    """Standard Webhooks headers: the event id (the same on every attempt), the time of this
+    attempt and the signature over both and the body."""
+    return {"Content-Type": "application/cloudevents+json", "webhook-id": event.id,
+            "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": Signer(webhook.secret).sign(event.id, at, body.decode())}
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class Undelivered(Exception):
+    def __init__(self, reason: str, transient: bool) -> None:
+        self.transient = transient
+        super().__init__(reason)
 
 
 def deliver(event: Notification, webhook: Webhook, config: NotifyConfig,
             sleep: Callable[[float], None] = time.sleep) -> bool:
     """POST until a 2xx answer; retry 5xx, 408, 429 and network errors with backoff."""
     body = cloud_event(event)
-    headers = {"Content-Type": "application/cloudevents+json", SIGNATURE_HEADER: signature(webhook.secret, body)}
-    delay = config.first_delay_seconds
-    for attempt in range(1, config.attempts + 1):
+
+    def attempt() -> None:
+        headers = signed_headers(webhook, event, body, datetime.now(timezone.utc))
         try:
             answer = httpx.post(webhook.url, content=body, headers=headers, timeout=config.timeout_seconds)
-            if answer.is_success:
-                return True
-            if answer.status_code < 500 and answer.status_code not in (408, 429):
-                log.error("%s refused event %s: HTTP %d", webhook.url, event.id, answer.status_code)
-                return False
-            reason = f"HTTP {answer.status_code}"
         except httpx.HTTPError as exc:
-            reason = type(exc).__name__
-        log.warning("event %s to %s: %s (attempt %d)", event.id, webhook.url, reason, attempt)
-        if attempt < config.attempts:
-            sleep(delay)
-            delay = min(delay * 2, config.max_delay_seconds)
-    return False
+            raise Undelivered(type(exc).__name__, transient=True) from None
+        if not answer.is_success:
+            code = answer.status_code
+            raise Undelivered(f"HTTP {code}", transient=code >= 500 or code in (408, 429))
+
+    retrying = backoff(first=config.first_delay_seconds, maximum=config.max_delay_seconds, attempts=config.attempts,
+                       transient=lambda exc: isinstance(exc, Undelivered) and exc.transient, log=log,
+                       what=f"event {event.id} to {webhook.url}", sleep=sleep)
+    try:
+        retrying(attempt)
+        return True
+    except Undelivered as exc:
+        log.error("%s did not take event %s: %s", webhook.url, event.id, exc)
+        return False
 
 
 def run_notifier(broker_url: str, config: NotifyConfig, concurrency: int = 4) -> None:

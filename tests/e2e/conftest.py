@@ -1,3 +1,4 @@
+import base64
 import json
 import shutil
 import subprocess
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cli.arm_client import ArmClient
-from lab.azurite import ACCOUNT, STORAGE_ID, Azurite
+from lab.azurite import ACCOUNT, ACCOUNT_KEY, STORAGE_ID, Azurite
 from lab.stack import Stack
 from lab.vms import LabVm, create_vms, remove_vms
 from tests.e2e.notify_sink import NotifySink
@@ -25,8 +26,10 @@ class Lab:
 
 
 FUNCTION_KEY = "e2e-function-key"
-NOTIFY_SECRET = "e2e-notify-secret-0123456789"
+WRONG_KEY = base64.b64encode(b"not the account key of the emulator, 64 bytes long...........!").decode()
+NOTIFY_SECRET = "whsec_" + base64.b64encode(b"e2e-notify-secret-0123456789-abcdef").decode()
 UNREACHABLE_STORAGE_ID = STORAGE_ID.replace(ACCOUNT, "nowhere")
+WRONG_KEY_STORAGE_ID = STORAGE_ID.replace(ACCOUNT, "wrongkey")
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +48,8 @@ def lab(broker_url, tmp_path_factory) -> Iterator[Lab]:
         ACCOUNT: {"connectionString": azurite.connection_string},
         "nowhere": {"connectionString": azurite.connection_string.replace(str(azurite.port), "1"),
                     "retrySeconds": 5},
+        "wrongkey": {"connectionString": azurite.connection_string.replace(ACCOUNT_KEY, WRONG_KEY),
+                     "retrySeconds": 600},
     }}))
     notify_config = workdir / "notify.json"
     notify_config.write_text(json.dumps({"webhooks": [{"url": hook, "secret": NOTIFY_SECRET}],

@@ -2,7 +2,6 @@
 notifications; download; and the faults that must lose nothing."""
 
 import hashlib
-import hmac
 import re
 import secrets
 import signal
@@ -13,13 +12,16 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import pytest
 from azure.storage.blob import BlobServiceClient
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from lab.azurite import STORAGE_ID
 from lab.traffic import inbound, send
 from shared.resource_ids import CaptureId
 from shared.storage_layout import BLOB_CONTAINER, blob_path
-from tests.e2e.conftest import NOTIFY_SECRET, UNREACHABLE_STORAGE_ID
+from tests.e2e.conftest import NOTIFY_SECRET, UNREACHABLE_STORAGE_ID, WRONG_KEY_STORAGE_ID
 
 
 def _capture(lab, name: str) -> CaptureId:
@@ -102,8 +104,13 @@ def test_a_capture_with_a_storage_account_is_uploaded_verified_and_its_spool_rem
     assert (event["specversion"], event["type"], event["source"]) == ("1.0", "com.packetwatch.capture.completed",
                                                                      "/packetwatch")
     assert event["data"]["storagePath"] == storage_path and event["data"]["packetCaptureStatus"] == "Stopped"
-    expected_signature = "sha256=" + hmac.new(NOTIFY_SECRET.encode(), delivery.body, hashlib.sha256).hexdigest()
-    assert delivery.headers["X-PacketWatch-Signature"] == expected_signature
+    verified = Webhook(NOTIFY_SECRET).verify(delivery.body, delivery.headers)  # Standard Webhooks, as a receiver
+    assert verified == event and delivery.headers["webhook-id"] == event["id"]
+    with pytest.raises(WebhookVerificationError):
+        Webhook(NOTIFY_SECRET).verify(delivery.body.replace(b"Stopped", b"Running"), delivery.headers)
+    stale = {**delivery.headers, "webhook-timestamp": str(int(time.time()) - 3600)}
+    with pytest.raises(WebhookVerificationError):
+        Webhook(NOTIFY_SECRET).verify(delivery.body, stale)
 
     assert lab.client.delete(capture).status_code == 202
     assert _blob_service(lab).get_blob_client(BLOB_CONTAINER, _blob_name(storage_path)).exists()
@@ -132,6 +139,17 @@ def test_when_storage_never_answers_the_capture_ends_in_storage_failed_and_keeps
     while time.monotonic() < deadline and not lab.sink.for_subject(capture.arm_id):
         time.sleep(0.1)
     assert [d.event["type"] for d in lab.sink.for_subject(capture.arm_id)] == ["com.packetwatch.capture.failed"]
+
+
+def test_a_storage_error_no_retry_can_mend_ends_the_upload_at_once_with_the_service_error(lab):
+    capture, status = _run(lab, "wrongkey", 7325, 3, storageId=WRONG_KEY_STORAGE_ID)
+    failed = lab.client.wait_for(capture, "Error", timeout=60)  # its retry window is 600 s
+    assert failed["packetCaptureError"] == ["StorageFailed"]
+    message = failed["packetWatchErrorMessage"]
+    assert re.search(r"the storage service refused it: HTTP 403 Authori[a-zA-Z]+: Server failed to authenticate",
+                     message), message
+    local = status["packetWatchSummary"]["filePaths"][0]
+    assert local in message and Path(local).exists()
 
 
 def test_a_notification_endpoint_failing_five_times_gets_the_event_once(lab):

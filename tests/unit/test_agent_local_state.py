@@ -1,4 +1,5 @@
 import hashlib
+import os
 import struct
 
 import pytest
@@ -7,9 +8,9 @@ from shared.arm import PacketCaptureParameters
 from workers.capture_session import SessionLimits
 
 from workers.journal import Journal, JournalEntry
-from workers.pcap_repair import repair_pcap
+from workers.pcap_file import repair_pcap
 from workers.pcap_stats import read_statistics
-from workers.local_paths import CapturePathRefused, resolve_capture_path
+from workers.local_paths import CapturePathRefused, create_capture_file
 
 
 def test_a_capture_begins_once_however_often_it_is_delivered(tmp_path):
@@ -48,15 +49,29 @@ def test_a_file_without_even_a_header_gets_one(tmp_path):
     assert path.read_bytes() == _pcap([])
 
 
-def test_paths_stay_inside_the_capture_folder(tmp_path):
-    assert resolve_capture_path(tmp_path, "a/b/c.cap") == tmp_path.resolve() / "a" / "b" / "c.cap"
-    assert (tmp_path / "a" / "b").is_dir()
+def _create(root, relative):
+    fd, path = create_capture_file(root, relative)
+    os.close(fd)
+    return path
+
+
+def test_capture_files_are_created_inside_the_capture_folder(tmp_path):
+    assert _create(tmp_path, "a/b/c.cap") == tmp_path / "a" / "b" / "c.cap"
+    assert (tmp_path / "a" / "b" / "c.cap").is_file()
+
+
+def test_a_capture_file_is_created_exclusively_never_reused(tmp_path):
+    _create(tmp_path, "a/c.cap")
+    (tmp_path / "a" / "c.cap").write_bytes(b"evidence")
+    with pytest.raises(CapturePathRefused, match="already exists"):
+        _create(tmp_path, "a/c.cap")
+    assert (tmp_path / "a" / "c.cap").read_bytes() == b"evidence"
 
 
 @pytest.mark.parametrize("relative", ["../x.cap", "/etc/x.cap", "a/../../x.cap", "", "a\x00.cap"])
 def test_paths_that_leave_the_folder_are_refused(tmp_path, relative):
     with pytest.raises(CapturePathRefused):
-        resolve_capture_path(tmp_path, relative)
+        _create(tmp_path, relative)
 
 
 def test_symlinks_in_the_capture_folder_are_not_followed(tmp_path):
@@ -65,13 +80,16 @@ def test_symlinks_in_the_capture_folder_are_not_followed(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
     (root / "link").symlink_to(outside)
-    with pytest.raises(CapturePathRefused):
-        resolve_capture_path(root, "link/x.cap")
+    with pytest.raises(CapturePathRefused, match="symbolic link"):
+        _create(root, "link/x.cap")
     (outside / "target.cap").write_bytes(b"")
     (root / "file.cap").symlink_to(outside / "target.cap")
     with pytest.raises(CapturePathRefused):
-        resolve_capture_path(root, "file.cap")
-    assert list(outside.iterdir()) == [outside / "target.cap"]
+        _create(root, "file.cap")
+    (root / "dangling.cap").symlink_to(outside / "not-yet.cap")
+    with pytest.raises(CapturePathRefused):
+        _create(root, "dangling.cap")
+    assert sorted(outside.iterdir()) == [outside / "target.cap"]
 
 
 def test_file_statistics_count_protocols_and_talkers_and_hash_the_whole_file(tmp_path):
