@@ -67,9 +67,7 @@ class CaptureService:
 
     def send_unsent(self, capture: CaptureId) -> None:
         """Send what an earlier request recorded for this capture but never got confirmed."""
-        record = self.registry.find(capture)
-        if record is not None:
-            self.send(self.registry.take_unsent(record))
+        self.send(self.registry.take_unsent(capture))
 
     def stop(self, record: CaptureRecord) -> None:
         """Ask the agent to stop an active capture, once; a stopped one is left as it is. The

@@ -53,8 +53,10 @@ def lease(conn: Connection, messages: list[PendingMessage], now: datetime) -> li
 
 
 def for_capture(conn: Connection, capture_key: str, run_id: str | None = None,
-                task: TaskName | None = None) -> list[PendingMessage]:
+                task: TaskName | None = None, lease_ended_by: datetime | None = None) -> list[PendingMessage]:
     query = select(outbox).where(outbox.c.capture_key == capture_key)
+    if lease_ended_by is not None:
+        query = query.where(outbox.c.lease_until <= lease_ended_by)
     if run_id is not None:
         query = query.where(outbox.c.run_id == run_id)
     if task is not None:

@@ -187,7 +187,7 @@ class Registry:
             if existing.parameters != parameters:
                 raise CaptureConflict(capture.arm_id, "a packet capture with this name already exists "
                                       "with other properties; delete it first") from None
-            return Created(existing, False, self.take_unsent(existing))
+            return Created(existing, False, self.take_unsent(capture))
 
     # -- the outbox ---------------------------------------------------------------------
     def pending_messages(self, record: CaptureRecord) -> list[PendingMessage]:
@@ -195,11 +195,16 @@ class Registry:
         with self.engine.connect() as conn:
             return outbox.for_capture(conn, record.capture.key, record.run_id)
 
-    def take_unsent(self, record: CaptureRecord) -> list[PendingMessage]:
-        """This run's unconfirmed messages that no sender holds now, leased to the caller."""
+    def take_unsent(self, capture: CaptureId) -> list[PendingMessage]:
+        """The capture's unconfirmed messages that no sender holds now, leased to the caller.
+        Looked for with a read first: nearly always there are none, and then nothing is written."""
+        now = datetime.now(timezone.utc)
+        with self.engine.connect() as conn:
+            left = outbox.for_capture(conn, capture.key, lease_ended_by=now)
+        if not left:
+            return []
         with self.engine.begin() as conn:
-            return outbox.lease(conn, outbox.for_capture(conn, record.capture.key, record.run_id),
-                                datetime.now(timezone.utc))
+            return outbox.lease(conn, left, now)
 
     def take_abandoned(self, limit: int = 500) -> list[PendingMessage]:
         """Unconfirmed messages whose sender's lease ran out (it died), leased to the caller."""

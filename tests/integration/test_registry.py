@@ -112,7 +112,7 @@ def test_a_capture_and_its_request_are_recorded_together_until_the_broker_confir
     made = registry.create(capture, _params(), VM.lower(), now, "run1", _request(capture, "run1"))
     [pending] = made.pending
     assert registry.pending_messages(made.record) == [pending]
-    assert registry.take_unsent(made.record) == [], "its creator holds the lease: nobody else sends it"
+    assert registry.take_unsent(capture) == [], "its creator holds the lease: nobody else sends it"
     assert pending.id not in {m.id for m in registry.take_abandoned()}
     registry.message_sent(pending)
     assert registry.pending_messages(made.record) == []
@@ -123,7 +123,7 @@ def test_a_request_whose_sender_died_is_taken_by_one_other_sender(registry):
     [left] = registry.pending_messages(record)
     again = registry.create(capture, _params(), VM.lower(), T0, "other-run", _request(capture, "other-run"))
     assert (again.created, again.pending) == (False, [left]), "a re-sent PUT takes it and sends it"
-    assert registry.take_unsent(record) == [] and left.id not in {m.id for m in registry.take_abandoned()}
+    assert registry.take_unsent(capture) == [] and left.id not in {m.id for m in registry.take_abandoned()}
     registry.message_sent(left)
     assert registry.pending_messages(record) == []
 
