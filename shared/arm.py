@@ -242,13 +242,3 @@ class PacketCaptureQueryStatusResult(ArmModel):
     @field_serializer("capture_start_time", "start_deadline", "agent_last_seen")
     def _serialize_time(self, value: datetime | None) -> str | None:
         return format_arm_time(value) if value else None
-
-
-class ErrorDetails(ArmModel):
-    code: str
-    message: str
-    target: str | None = None
-
-
-class ErrorResponse(ArmModel):
-    error: ErrorDetails

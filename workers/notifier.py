@@ -37,19 +37,29 @@ class Webhook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(pattern=r"^https?://")
-    secret: str  # a Standard Webhooks secret: whsec_ and 24 to 64 random bytes in base64
+    # A Standard Webhooks secret (whsec_ and 24 to 64 random bytes in base64, as
+    # `packetwatch notify secret` makes), or, as earlier releases took, any text of 16
+    # characters or more, whose UTF-8 bytes are then the key.
+    secret: str = Field(min_length=16)
 
     @field_validator("secret")
     @classmethod
     def _standard_secret(cls, value: str) -> str:
-        try:
-            key = base64.b64decode(value.removeprefix(SECRET_PREFIX), validate=True)
-        except (binascii.Error, ValueError):
-            key = b""
-        if not value.startswith(SECRET_PREFIX) or not 24 <= len(key) <= 64:
-            raise ValueError("must be a Standard Webhooks secret: whsec_ followed by 24 to 64 random bytes in "
-                             "base64 (`packetwatch notify secret` makes one)")
+        if value.startswith(SECRET_PREFIX):
+            try:
+                key = base64.b64decode(value.removeprefix(SECRET_PREFIX), validate=True)
+            except (binascii.Error, ValueError):
+                key = b""
+            if not 24 <= len(key) <= 64:
+                raise ValueError("a whsec_ secret is 24 to 64 random bytes in base64 after whsec_ "
+                                 "(`packetwatch notify secret` makes one)")
         return value
+
+    @property
+    def key(self) -> bytes:
+        if self.secret.startswith(SECRET_PREFIX):
+            return base64.b64decode(self.secret.removeprefix(SECRET_PREFIX))
+        return self.secret.encode()
 
 
 class NotifyConfig(BaseModel):
@@ -78,7 +88,7 @@ def signed_headers(webhook: Webhook, event: Notification, body: bytes, at: datet
     attempt and the signature over both and the body."""
     return {"Content-Type": "application/cloudevents+json", "webhook-id": event.id,
             "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": Signer(webhook.secret).sign(event.id, at, body.decode())}
+            "webhook-signature": Signer(webhook.key).sign(event.id, at, body.decode())}
 
 
 def new_secret() -> str:
