@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := tshark tcpdump tcpreplay libpcap0.8 iproute2 procps systemd chromium
 
-.PHONY: setup system-packages broker demo test bench clean
+.PHONY: setup system-packages broker up demo test bench clean
 
 AZURITE_VERSION := 3.37.0
 AZURITE := .tools/node_modules/.bin/azurite-blob
@@ -35,8 +35,11 @@ $(AZURITE):
 $(PLAYWRIGHT):
 	npm install --no-audit --no-fund --loglevel=error --prefix .tools playwright-core@$(PLAYWRIGHT_VERSION)
 
+up: setup
+	$(VENV)/bin/packetwatch up $(UP_ARGS)
+
 demo: setup
-	$(VENV)/bin/packetwatch up
+	$(VENV)/bin/packetwatch demo
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -11,6 +11,7 @@ import httpx
 
 from cli import packet_capture
 from cli.packet_capture import CliError
+from shared.access import Role
 from shared.config import Settings
 from shared.errors import InvalidField
 from shared.logs import RedactSecrets
@@ -53,13 +54,41 @@ def _agent_run(args: argparse.Namespace, settings: Settings) -> int:
     from shared.storage_accounts import load_storage_accounts
     from workers.agent import Agent, AgentConfig
 
+    from workers.imds import vm_from_imds
+
+    vm = VirtualMachineId.parse(args.vm, "--vm") if args.vm else vm_from_imds(settings.imds_url)
     config = AgentConfig(
-        vm=VirtualMachineId.parse(args.vm, "--vm"), interface=args.interface, netns=args.netns,
+        vm=vm, interface=args.interface, netns=args.netns,
         capture_dir=Path(args.capture_dir or settings.capture_root), broker_url=settings.broker_url,
         heartbeat_seconds=settings.heartbeat_seconds, storage=load_storage_accounts(settings.storage_config),
         upload_retry_seconds=settings.upload_retry_seconds,
     )
     Agent(config).run(concurrency=args.concurrency)
+    return 0
+
+
+def _agent_install(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.agent_install import AgentInstall
+    from cli.up import default_route_interface
+
+    setup = AgentInstall(interface=args.interface or default_route_interface(), broker_url=args.broker_url or
+                         settings.broker_url, vm=args.vm, capture_root=Path(args.capture_root or settings.capture_root),
+                         config_dir=Path(args.config_dir), unit_dir=Path(args.unit_dir), user=args.user)
+    if args.print:
+        print(f"# {setup.env_file}\n{setup.environment()}\n# {setup.unit_file}\n{setup.unit()}", end="")
+        return 0
+    for line in setup.install(enable=not args.no_enable):
+        print(line)
+    return 0
+
+
+def _agent_uninstall(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.agent_install import AgentInstall
+
+    setup = AgentInstall(interface="", broker_url="", capture_root=Path(settings.capture_root),
+                         config_dir=Path(args.config_dir), unit_dir=Path(args.unit_dir), user=args.user)
+    for line in setup.uninstall():
+        print(line)
     return 0
 
 
@@ -71,7 +100,26 @@ def _token_hash(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _token_create(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.access import Role, create_token
+    from shared.config import state_dir
+
+    path = Path(args.config or settings.access_config or state_dir() / "access.yaml")
+    token = create_token(path, args.name, Role(args.role), args.subscription)
+    print(f"token {args.name!r} ({args.role}, subscriptions {', '.join(args.subscription)}) stored hashed in {path};"
+          " it is shown only now:", file=sys.stderr)
+    print(token)
+    return 0
+
+
 def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.up import run_up
+    from shared.config import state_dir
+
+    return run_up(Path(args.state_dir) if args.state_dir else state_dir(), args.interface, args.port, args.host)
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from lab.demo import run_demo
 
     return run_demo(seconds=args.seconds)
@@ -98,12 +146,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     agent = commands.add_parser("agent", help="the capture agent").add_subparsers(dest="action", required=True)
     run = agent.add_parser("run", help="run the agent for one VM")
-    run.add_argument("--vm", required=True, help="the VM's ARM resource ID")
+    run.add_argument("--vm", help="the VM's ARM resource ID (default: asked of Azure's Instance Metadata Service)")
     run.add_argument("--interface", required=True, help="network interface to capture on")
     run.add_argument("--netns", help="network namespace of the interface (test VMs)")
     run.add_argument("--capture-dir", help="folder that holds the VM's capture root (default: the capture root)")
     run.add_argument("--concurrency", type=int, default=8)
     run.set_defaults(handler=_agent_run)
+    install = agent.add_parser("install", help="install this VM's agent as a hardened systemd service (as root)")
+    install.add_argument("--vm", help="the VM's resource ID (default: asked of the Instance Metadata Service at "
+                                      "each start)")
+    install.add_argument("--interface", help="interface to capture on (default: the default route's)")
+    install.add_argument("--broker-url", help="the broker, e.g. amqps://user:pass@rabbit:5671// "
+                                              "(default: PACKETWATCH_BROKER_URL)")
+    install.add_argument("--capture-root", help="where captures are written (default: PACKETWATCH_CAPTURE_ROOT)")
+    install.add_argument("--no-enable", action="store_true", help="write everything but do not start the service")
+    install.add_argument("--print", action="store_true", help="print the environment file and unit; change nothing")
+    removed = agent.add_parser("uninstall", help="stop and remove the agent's service, environment file and user "
+                                                 "(captures stay)")
+    for command in (install, removed):
+        command.add_argument("--user", default="packetwatch", help="the service user (default: packetwatch)")
+        command.add_argument("--config-dir", default="/etc/packetwatch", help="where agent.env goes")
+        command.add_argument("--unit-dir", default="/etc/systemd/system", help="where the unit goes")
+    install.set_defaults(handler=_agent_install)
+    removed.set_defaults(handler=_agent_uninstall)
     packet_capture.register_agent_show(agent)
 
     packet_capture.register(commands)
@@ -113,9 +178,26 @@ def build_parser() -> argparse.ArgumentParser:
     hashed.add_argument("token", help="the token (give '-' to read it from standard input)")
     hashed.set_defaults(handler=_token_hash)
 
-    up = commands.add_parser("up", help="everything on this machine: two test VMs, agents, API, a capture")
-    up.add_argument("--seconds", type=int, default=6, help="how long the demo capture runs")
+    created = token.add_parser("create", help="make a token, store its hash and print the token once")
+    created.add_argument("--name", required=True, help="a name for the token (who or what uses it)")
+    created.add_argument("--role", choices=[role.value for role in Role], default=Role.READER.value)
+    created.add_argument("--subscription", action="append", required=True,
+                         help="a subscription ID the token may use ('*' for all); give it again for more")
+    created.add_argument("--config", help="the access file (default: PACKETWATCH_ACCESS_CONFIG, else the state "
+                                          "directory's access.yaml)")
+    created.set_defaults(handler=_token_create)
+
+    up = commands.add_parser("up", help="the whole stack on this machine, staying up until Ctrl-C")
+    up.add_argument("--state-dir", help="where everything is kept (default: PACKETWATCH_STATE_DIR, else "
+                                        "~/.local/state/packetwatch)")
+    up.add_argument("--interface", help="the interface the local agent captures on (default: the default route's)")
+    up.add_argument("--host", default="127.0.0.1", help="address the API and console listen on")
+    up.add_argument("--port", type=int, default=8080, help="port of the API and console")
     up.set_defaults(handler=_up)
+
+    demo = commands.add_parser("demo", help="a scripted tour: two test VMs, agents, a filtered capture, an alert")
+    demo.add_argument("--seconds", type=int, default=6, help="how long the demo capture runs")
+    demo.set_defaults(handler=_demo)
     return parser
 
 

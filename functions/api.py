@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from shared.version import VERSION
 
 
 CONSOLE = Path(__file__).parent / "console"
+log = logging.getLogger("packetwatch.api")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,8 +39,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     service = CaptureService(registry, Dispatcher(settings.broker_url), settings.capture_root,
                              timedelta(seconds=settings.start_deadline_seconds), settings.require_known_agent)
     access = load_access_config(settings.access_config)
+    if not access.tokens:
+        log.warning("no API token is configured (PACKETWATCH_ACCESS_CONFIG=%s): every ARM call will be refused; "
+                    "`packetwatch token create` makes one", settings.access_config or "unset")
     app.include_router(build_router(service, access))
     alert_config = load_alert_config(settings.alert_config, settings.capture_root, settings.function_key_list)
+    if not alert_config.function_keys:
+        log.warning("no function key is configured (PACKETWATCH_FUNCTION_KEYS, PACKETWATCH_ALERT_CONFIG): "
+                    "every alert will be refused")
     app.include_router(build_alert_router(AlertService(alert_config, service)))
     app.include_router(build_agent_router(registry, access))
     app.include_router(build_download_router(registry, load_storage_accounts(settings.storage_config), access))

@@ -7,18 +7,25 @@ subscriptions with a role. Read from a YAML or JSON file (PACKETWATCH_ACCESS_CON
         subscriptions: ["00000000-0000-0000-0000-000000000001"]   # or ["*"]
         role: contributor                                          # or reader
 
-`packetwatch token hash` prints the hash of a token. With no tokens configured, every
-ARM call is refused.
+`packetwatch token create --name N --role R --subscription S` makes a token, stores its hash
+here and prints the token once; `packetwatch token hash` prints the hash of a token. With no
+tokens configured, every ARM call is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import secrets
 from enum import Enum
+from pathlib import Path
+
+import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.config_files import load_model
+from shared.errors import InvalidField
 
 
 class Role(str, Enum):
@@ -62,3 +69,20 @@ def hash_token(token: str) -> str:
 
 def load_access_config(path: str | None) -> AccessConfig:
     return load_model(AccessConfig, path, "PACKETWATCH_ACCESS_CONFIG")
+
+
+def create_token(path: Path, name: str, role: Role, subscriptions: list[str]) -> str:
+    """Make a token, add its hash to the access file at `path` (created if missing, readable
+    by its owner only) and return the token: the only time it is shown."""
+    config = load_access_config(str(path)) if path.exists() else AccessConfig()
+    if any(grant.name == name for grant in config.tokens):
+        raise InvalidField("--name", name, f"a token with this name is already in {path}")
+    token = secrets.token_urlsafe(32)
+    config.tokens.append(TokenGrant(name=name, sha256=hash_token(token), subscriptions=subscriptions, role=role))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        yaml.safe_dump(config.model_dump(mode="json"), out, sort_keys=False)
+    os.replace(temporary, path)
+    return token

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def state_dir() -> Path:
+    """Where PacketWatch keeps its state on this machine, whatever the current directory:
+    PACKETWATCH_STATE_DIR, else $XDG_STATE_HOME/packetwatch (~/.local/state/packetwatch)."""
+    if os.environ.get("PACKETWATCH_STATE_DIR"):
+        return Path(os.environ["PACKETWATCH_STATE_DIR"])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "packetwatch"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PACKETWATCH_")
 
     broker_url: str = DEFAULT_BROKER_URL
-    database_url: str = "sqlite:///.packetwatch/registry.db"
+    database_url: str = Field(default_factory=lambda: f"sqlite:///{state_dir() / 'registry.db'}")
     capture_root: str = "/var/captures"
     heartbeat_seconds: float = 10.0
     # A capture no agent has started this long after it was created ends in
@@ -25,6 +38,8 @@ class Settings(BaseSettings):
     upload_retry_seconds: float = 900.0
     notify_config: str | None = None
     function_keys: str = ""
+    # Azure's Instance Metadata Service, where an agent started without --vm learns its VM.
+    imds_url: str = "http://169.254.169.254"
 
     @property
     def function_key_list(self) -> list[str]:

@@ -166,3 +166,26 @@ def test_agents_sharing_a_host_never_touch_each_others_captures(lab):
         assert agent_queue_name(twin.vm) in workers, "the twin's worker is named after its own VM identity"
     finally:
         lab.stack.stop(name, signal.SIGTERM)
+
+
+def test_an_agent_started_without_vm_learns_it_from_imds_and_captures_for_it(lab):
+    from tests.imds_server import imds
+
+    vm = lab.vm2
+    name = f"agent-{vm.netns}-imds"
+    lab.stack.stop(f"agent-{vm.netns}", signal.SIGTERM)
+    try:
+        with imds(vm.vm.arm_id) as url:
+            lab.stack.spawn(name, "agent", "run", "--interface", vm.vm_if, "--netns", vm.netns,
+                            "--capture-dir", str(lab.stack.capture_dir(vm)), env={"PACKETWATCH_IMDS_URL": url})
+            lab.stack.wait_for_consumer(agent_queue_name(vm.vm))
+        capture = _capture(vm, "imds")
+        _create(lab, vm, capture, 7631)
+        lab.client.wait_for(capture, "Running")
+        send(vm, [inbound(vm, "UDP", 7632, 7631)], repeat=2)
+        lab.client.stop(capture)
+        done = lab.client.wait_for(capture, "Stopped", timeout=30)
+        assert done["packetWatchSummary"]["packets"] == 2
+    finally:
+        lab.stack.stop(name, signal.SIGTERM)
+        lab.stack.start_agent(vm)

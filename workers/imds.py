@@ -1,0 +1,27 @@
+"""Who this VM is, asked of Azure's Instance Metadata Service (IMDS), as its documentation
+shows: GET /metadata/instance/compute/resourceId?api-version=2021-02-01&format=text with the
+header `Metadata: true`, never through a proxy."""
+
+from __future__ import annotations
+
+import httpx
+
+from shared.errors import InvalidField
+from shared.resource_ids import VirtualMachineId
+
+IMDS_URL = "http://169.254.169.254"
+RESOURCE_ID_PATH = "/metadata/instance/compute/resourceId"
+API_VERSION = "2021-02-01"
+
+
+def vm_from_imds(base_url: str = IMDS_URL, timeout: float = 2.0) -> VirtualMachineId:
+    """This VM's resource ID; InvalidField naming --vm when IMDS cannot tell it."""
+    url = base_url.rstrip("/") + RESOURCE_ID_PATH
+    try:
+        answer = httpx.get(url, params={"api-version": API_VERSION, "format": "text"}, headers={"Metadata": "true"},
+                           timeout=timeout, trust_env=False)
+        answer.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise InvalidField("--vm", None, f"not given, and the Instance Metadata Service at {base_url} did not "
+                                         f"answer ({exc}); give the VM's resource ID with --vm") from None
+    return VirtualMachineId.parse(answer.text.strip(), "IMDS compute/resourceId")
