@@ -23,8 +23,8 @@ TABLE_COLUMNS = {
                 ("StoragePath", "properties.storageLocation.storagePath")],
     "status": [("Name", "name"), ("Status", "packetCaptureStatus"), ("StartTime", "captureStartTime"),
                ("StopReason", "stopReason"), ("Errors", "packetCaptureError"), ("Packets", "packetWatchSummary.packets")],
-    "agent": [("VM", "vm"), ("Version", "version"), ("Host", "hostname"), ("LastSeen", "lastSeen"),
-              ("Running", "runningCaptures")],
+    "agent": [("VM", "vm"), ("Status", "status"), ("Version", "version"), ("Host", "hostname"),
+              ("LastSeen", "lastSeen"), ("Running", "runningCaptures")],
 }
 
 

@@ -1,7 +1,10 @@
-"""GET /packetwatch/agents: the agents that report in (VM, version, last seen), limited to
-the subscriptions the caller's token covers — PacketWatch's `az vm extension show`."""
+"""GET /packetwatch/agents: the agents that report in (VM, version, last seen, online or
+offline), limited to the subscriptions the caller's token covers — PacketWatch's `az vm
+extension show`. An agent is offline once it has missed SILENT_HEARTBEATS heartbeats."""
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
@@ -9,17 +12,21 @@ from fastapi.responses import JSONResponse
 from functions.access import requirement
 from shared.access import AccessConfig, Role, TokenGrant
 from shared.arm import format_arm_time
+from shared.messages import SILENT_HEARTBEATS
 from shared.registry import Registry
 from shared.resource_ids import VirtualMachineId
 
 
-def build_agent_router(registry: Registry, access: AccessConfig) -> APIRouter:
+def build_agent_router(registry: Registry, access: AccessConfig, heartbeat_seconds: float) -> APIRouter:
     router = APIRouter()
+    silent_after = timedelta(seconds=heartbeat_seconds * SILENT_HEARTBEATS)
 
     @router.get("/packetwatch/agents")
     def agents(grant: TokenGrant = Depends(requirement(access, Role.READER))) -> JSONResponse:
+        now = datetime.now(timezone.utc)
         listed = [{"vm": agent.vm_id, "version": agent.version, "hostname": agent.hostname,
-                   "lastSeen": format_arm_time(agent.last_seen), "runningCaptures": len(agent.running)}
+                   "lastSeen": format_arm_time(agent.last_seen), "runningCaptures": len(agent.running),
+                   "status": "online" if now - agent.last_seen <= silent_after else "offline"}
                   for agent in registry.list_agents()
                   if grant.covers(VirtualMachineId.parse(agent.vm_id).subscription)]
         return JSONResponse({"value": listed})

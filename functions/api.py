@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.warning("no function key is configured (PACKETWATCH_FUNCTION_KEYS, PACKETWATCH_ALERT_CONFIG): "
                     "every alert will be refused")
     app.include_router(build_alert_router(AlertService(alert_config, service)))
-    app.include_router(build_agent_router(registry, access))
+    app.include_router(build_agent_router(registry, access, settings.heartbeat_seconds))
     app.include_router(build_download_router(registry, load_storage_accounts(settings.storage_config), access))
 
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")

@@ -50,6 +50,11 @@ class StatusEvent(BaseModel):
     summary: CaptureSummary | None = None
 
 
+# An agent that misses this many heartbeats in a row is offline: its running captures end
+# in Error/AgentStopped, and it is no longer offered as a capture target.
+SILENT_HEARTBEATS = 3
+
+
 class Heartbeat(BaseModel):
     vm_id: str
     version: str

@@ -17,14 +17,13 @@ from celery import Celery
 
 from shared.arm import PcError, PcStatus, format_arm_time
 from shared.broker import CONTROL_QUEUE, NOTIFY_QUEUE, durable_queue, make_celery, publish
-from shared.messages import Heartbeat, Notification, StatusEvent, TaskName, UploadResult
+from shared.messages import SILENT_HEARTBEATS, Heartbeat, Notification, StatusEvent, TaskName, UploadResult
 from shared.registry import CaptureRecord, Registry
 from shared.resource_ids import CaptureId
 
 log = logging.getLogger("packetwatch.control")
 COMPLETED = "com.packetwatch.capture.completed"
 FAILED = "com.packetwatch.capture.failed"
-SILENT_HEARTBEATS = 3
 
 
 def notification(record: CaptureRecord, kind: str) -> Notification:

@@ -101,7 +101,8 @@ async function loadAgents() {
   for (const agent of agents.value) {
     const option = document.createElement("option");
     option.value = agent.vm;
-    option.textContent = `${agent.vm.split("/").pop()} (${agent.hostname}, seen ${agent.lastSeen})`;
+    option.disabled = agent.status !== "online";
+    option.textContent = `${agent.vm.split("/").pop()} (${agent.hostname}, ${agent.status}, seen ${agent.lastSeen})`;
     select.appendChild(option);
   }
 }

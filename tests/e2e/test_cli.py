@@ -75,10 +75,20 @@ def test_every_error_is_one_line_and_a_non_zero_exit(lab):
     assert unreachable.returncode != 0 and unreachable.stderr.count("\n") == 1
 
 
-def test_agent_show_lists_the_agents_that_report_in(lab):
+def test_agent_show_lists_the_agents_that_report_in_and_marks_silent_ones_offline(lab):
+    from datetime import datetime, timedelta, timezone
+
+    from shared.messages import Heartbeat
+    from shared.registry import Registry
+
+    gone = lab.vm1.vm.arm_id.replace(lab.vm1.vm.name, "decommissioned")
+    heard = datetime.now(timezone.utc) - timedelta(minutes=5)
+    Registry.from_url(lab.stack.database_url).record_heartbeat(
+        Heartbeat(vm_id=gone, version="0.1.0", hostname="old", reported_at=heard), heard)
     result = _cli(lab, "agent", "show", "-o", "table")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["VM", "Version", "Host", "LastSeen", "Running"]
-    shown = {line.split()[0] for line in lines[2:]}
-    assert {lab.vm1.vm.arm_id, lab.vm2.vm.arm_id} <= shown
+    assert lines[0].split() == ["VM", "Status", "Version", "Host", "LastSeen", "Running"]
+    status = {line.split()[0]: line.split()[1] for line in lines[2:]}
+    assert status[lab.vm1.vm.arm_id] == status[lab.vm2.vm.arm_id] == "online"
+    assert status[gone] == "offline"
