@@ -7,5 +7,5 @@ COPY workers workers
 COPY functions functions
 COPY cli cli
 COPY lab lab
-RUN pip install --no-cache-dir . && useradd --system packetwatch && mkdir -p /var/captures /data && chown packetwatch /var/captures /data
+RUN pip install --no-cache-dir . && useradd --system packetwatch && mkdir -p /var/captures /state && chown packetwatch /var/captures /state
 USER packetwatch

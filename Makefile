@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := tshark tcpdump tcpreplay libpcap0.8 iproute2 procps systemd chromium
+APT_PACKAGES := tshark tcpdump tcpreplay libpcap0.8 iproute2 procps systemd chromium docker-compose
 
 .PHONY: setup system-packages broker up demo test bench clean
 

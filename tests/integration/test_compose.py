@@ -1,0 +1,155 @@
+"""docker-compose.yml as far as it can be checked without pulling images: it validates
+against the Compose Specification schema (docker-compose config), every file it names
+exists, RabbitMQ's definitions give the services a user they can log in with, and every
+service built from this repository starts with its compose environment mapped to local
+addresses."""
+
+import json
+import os
+import re
+import secrets
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from kombu import Connection
+
+from lab.stack import free_port, temporary_vhost
+from shared.broker import CONTROL_QUEUE, NOTIFY_QUEUE, agent_queue_name
+from shared.resource_ids import VirtualMachineId
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+MOUNTS = {"/config": ROOT / "config", "/compose": ROOT / "infra" / "compose"}
+
+
+def _services() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())["services"]
+
+
+def test_the_file_validates_against_the_compose_specification():
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        pytest.skip("docker-compose (Debian's, with the Compose Specification schema) is not installed")
+    result = subprocess.run([tool, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, timeout=60,
+                            cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_file_it_names_exists():
+    for name, service in _services().items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts {source}, which is not in the repository"
+        for key, value in service.get("environment", {}).items():
+            for inside, outside in MOUNTS.items():
+                if str(value).startswith(inside + "/"):
+                    assert (outside / value[len(inside) + 1:]).is_file(), f"{name}: {key}={value} names no file"
+    assert (ROOT / "Dockerfile").is_file()
+
+
+def test_rabbitmq_definitions_give_the_services_a_user_they_can_log_in_with():
+    definitions = json.loads((ROOT / "infra" / "rabbitmq" / "definitions.json").read_text())
+    urls = {str(s.get("environment", {}).get("PACKETWATCH_BROKER_URL")) for s in _services().values()} - {"None"}
+    users = {re.match(r"amqp://([^:]+):([^@]+)@", url).groups() for url in urls}
+    assert len(users) == 1 and "guest" not in dict(users)
+    [(user, password)] = users
+    with temporary_vhost() as broker_url:
+        vhost = broker_url.rsplit("/", 1)[1]
+        name = f"{user}-{secrets.token_hex(3)}"
+        local = json.loads(json.dumps(definitions).replace('"vhost": "/"', f'"vhost": "{vhost}"')
+                           .replace('"name": "/"', f'"name": "{vhost}"').replace(f'"{user}"', f'"{name}"'))
+        subprocess.run(["rabbitmqctl", "-q", "import_definitions", "--format", "json"], input=json.dumps(local),
+                       check=True, capture_output=True, text=True, timeout=120)
+        try:
+            deadline = time.monotonic() + 20  # the import is asynchronous
+            while True:
+                try:
+                    with Connection(f"amqp://{name}:{password}@127.0.0.1:5672/{vhost}", connect_timeout=5) as conn:
+                        conn.connect()
+                        assert conn.channel().queue_declare(CONTROL_QUEUE, passive=True)  # the definitions made it
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+        finally:
+            subprocess.run(["rabbitmqctl", "-q", "delete_user", name], capture_output=True, timeout=60)
+
+
+def _local(value: str, broker_url: str, state: Path) -> str:
+    value = re.sub(r"amqp://[^@]+@(rabbitmq|127\.0\.0\.1):5672//", broker_url, value)
+    value = value.replace("/state/", f"{state}/")
+    for inside, outside in MOUNTS.items():
+        value = value.replace(f"{inside}/", f"{outside}/")
+    return value
+
+
+def _command(service: dict, env: dict[str, str], state: Path) -> list[str]:
+    text = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1), m.group(2)), service["command"])
+    words = shlex.split(text)
+    assert words[0] == "packetwatch"
+    return [sys.executable, "-m", "cli.main", *[_local(w, "", state) if w.startswith("/compose") else w
+                                                for w in words[1:]]]
+
+
+def _consumed(broker_url: str, queue: str, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    with Connection(broker_url) as conn:
+        while time.monotonic() < deadline:
+            try:
+                channel = conn.channel()
+                consumers = channel.queue_declare(queue, passive=True)[2]
+                channel.close()
+                if consumers:
+                    return True
+            except Exception:
+                pass
+            time.sleep(0.3)
+    return False
+
+
+def test_every_service_built_here_starts_with_its_compose_environment_on_local_addresses(tmp_path):
+    services = {name: s for name, s in _services().items() if s.get("build") == "."}
+    assert set(services) == {"api", "control", "notify", "agent"}
+    port = free_port()
+    vm = VirtualMachineId("00000000-0000-0000-0000-000000000000", "local", "docker-host")
+    processes = {}
+    with temporary_vhost() as broker_url:
+        try:
+            for name, service in services.items():
+                env = {**os.environ, "PACKETWATCH_INTERFACE": "lo"}
+                env.update({key: _local(str(value), broker_url, tmp_path)
+                            for key, value in service.get("environment", {}).items()})
+                command = _command(service, env, tmp_path)
+                if name == "api":
+                    command[command.index("--port") + 1] = str(port)
+                    command[command.index("--host") + 1] = "127.0.0.1"
+                if name == "agent":
+                    command[command.index("--capture-dir") + 1] = str(tmp_path / "captures")
+                log = (tmp_path / f"{name}.log").open("wb")
+                processes[name] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                                   cwd=ROOT, start_new_session=True)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.3)
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+            for queue in (CONTROL_QUEUE, NOTIFY_QUEUE, agent_queue_name(vm)):
+                assert _consumed(broker_url, queue), f"nobody consumes {queue}; see {tmp_path}"
+            assert all(p.poll() is None for p in processes.values())
+        finally:
+            for process in processes.values():
+                process.terminate()
+            for process in processes.values():
+                process.wait(30)
