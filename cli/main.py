@@ -51,7 +51,6 @@ def _notify_secret(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _agent_run(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.storage_accounts import load_storage_accounts
     from workers.agent import Agent, AgentConfig
 
     from workers.imds import vm_from_imds
@@ -60,8 +59,7 @@ def _agent_run(args: argparse.Namespace, settings: Settings) -> int:
     config = AgentConfig(
         vm=vm, interface=args.interface, netns=args.netns,
         capture_dir=Path(args.capture_dir or settings.capture_root), broker_url=settings.broker_url,
-        heartbeat_seconds=settings.heartbeat_seconds, storage=load_storage_accounts(settings.storage_config),
-        upload_retry_seconds=settings.upload_retry_seconds,
+        heartbeat_seconds=settings.heartbeat_seconds,
     )
     Agent(config).run(concurrency=args.concurrency)
     return 0

@@ -26,6 +26,7 @@ from lab.azurite import ACCOUNT, Azurite
 from lab.stack import free_port
 from shared.access import Role, create_token, load_access_config
 from shared.broker import agent_queue_name
+from shared.config import CONTROL_SIDE_ONLY
 from shared.resource_ids import VirtualMachineId
 
 LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -97,7 +98,8 @@ class Up:
         self.spawn("api", env, "serve", "--host", self.host, "--port", str(self.port))
         self.spawn("control", env, "control", "run")
         self.spawn("notify", env, "notify", "run")
-        self.spawn("agent", env, "agent", "run", "--vm", self.vm.arm_id, "--interface", self.interface,
+        agent_env = {key: value for key, value in env.items() if key not in CONTROL_SIDE_ONLY}
+        self.spawn("agent", agent_env, "agent", "run", "--vm", self.vm.arm_id, "--interface", self.interface,
                    "--capture-dir", str(self.path("captures")))
         self._wait_until_ready()
         return token

@@ -36,8 +36,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = Registry.from_url(settings.database_url)
     app.state.registry = registry
     install_error_handlers(app)
+    accounts = load_storage_accounts(settings.storage_config)
     service = CaptureService(registry, Dispatcher(settings.broker_url), settings.capture_root,
-                             timedelta(seconds=settings.start_deadline_seconds), settings.require_known_agent)
+                             timedelta(seconds=settings.start_deadline_seconds), settings.require_known_agent,
+                             accounts, timedelta(seconds=settings.upload_retry_seconds))
     access = load_access_config(settings.access_config)
     if not access.tokens:
         log.warning("no API token is configured (PACKETWATCH_ACCESS_CONFIG=%s): every ARM call will be refused; "
@@ -49,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "every alert will be refused")
     app.include_router(build_alert_router(AlertService(alert_config, service)))
     app.include_router(build_agent_router(registry, access, settings.heartbeat_seconds))
-    app.include_router(build_download_router(registry, load_storage_accounts(settings.storage_config), access))
+    app.include_router(build_download_router(registry, accounts, access))
 
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
 

@@ -10,29 +10,70 @@ refuses a new capture, the record goes and the caller gets 503: nothing half-acc
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta, timezone
 
 from functions.dispatch import Dispatcher, capture_message, stop_message
 from shared.arm import PacketCaptureParameters, PacketCaptureQueryStatusResult, PcStatus, format_arm_time
-from shared.capture_spec import build_spec
+from azure.core.exceptions import AzureError
+from azure.storage.blob import BlobSasPermissions
+
+from shared.capture_spec import CaptureSpec, build_spec
 from shared.errors import AgentNotFound, BrokerUnavailable
 from shared.failpoints import failpoint
 from shared.outbox import PendingMessage
+from shared.messages import UploadTarget
 from shared.registry import AlertClaim, CaptureRecord, Created, Registry
 from shared.resource_ids import CaptureId, VirtualMachineId
+from shared.storage_accounts import StorageAccount, StorageAccounts
+from shared.storage_layout import blob_path
 
 ACTIVE = (PcStatus.NOT_STARTED, PcStatus.RUNNING)
+log = logging.getLogger("packetwatch.api")
+
+
+# How long an upload SAS outlives the upload's retry window: the upload itself, clock skew.
+SAS_MARGIN = timedelta(hours=1)
 
 
 class CaptureService:
     def __init__(self, registry: Registry, dispatcher: Dispatcher, capture_root: str,
-                 start_deadline: timedelta = timedelta(minutes=5), require_known_agent: bool = False) -> None:
+                 start_deadline: timedelta = timedelta(minutes=5), require_known_agent: bool = False,
+                 accounts: StorageAccounts | None = None, upload_retry: timedelta = timedelta(minutes=15)) -> None:
         self.registry = registry
         self.dispatcher = dispatcher
         self.capture_root = capture_root
         self.start_deadline = start_deadline
         self.require_known_agent = require_known_agent
+        self.accounts = accounts or StorageAccounts()
+        self.upload_retry = upload_retry
+        self.containers_made: set[int] = set()
+
+    def upload_target(self, spec: CaptureSpec, parameters: PacketCaptureParameters,
+                      created: datetime) -> UploadTarget | None:
+        """For a capture stored in an account: a SAS for exactly its blob, create and write
+        only, valid until the capture can have started, run and exhausted its upload retries."""
+        storage_id = parameters.storage_location.storage_id
+        if not storage_id:
+            return None
+        account = self.accounts.lookup(storage_id, "properties.storageLocation.storageId")
+        self._ensure_container(account)
+        retry = timedelta(seconds=account.retry_seconds) if account.retry_seconds else self.upload_retry
+        expiry = created + self.start_deadline + timedelta(seconds=parameters.seconds_limit) + retry + SAS_MARGIN
+        url = account.blob_sas_url(blob_path(spec.target, created), BlobSasPermissions(create=True, write=True),
+                                   expiry)
+        return UploadTarget(url=url, retry_seconds=retry.total_seconds())
+
+    def _ensure_container(self, account: StorageAccount) -> None:
+        """Once per account and process; if storage is away now, the upload waits for it."""
+        if id(account) in self.containers_made:
+            return
+        try:
+            account.ensure_container()
+            self.containers_made.add(id(account))
+        except AzureError as exc:
+            log.warning("cannot make the captures' container in a storage account yet: %s", str(exc).splitlines()[0])
 
     def create(self, capture: CaptureId, parameters: PacketCaptureParameters,
                claim: AlertClaim | None = None) -> Created:
@@ -44,7 +85,8 @@ class CaptureService:
             raise AgentNotFound(f"no PacketWatch agent has ever reported for {spec.target.arm_id}; install one "
                                 "(packetwatch agent install) or check the VM ID", "properties.target")
         run_id = uuid.uuid4().hex
-        request = capture_message(spec, run_id, parameters, now, now + self.start_deadline)
+        upload = self.upload_target(spec, parameters, now)
+        request = capture_message(spec, run_id, parameters, now, now + self.start_deadline, upload)
         created = self.registry.create(capture, parameters, spec.target.key, now, run_id, request, claim)
         failpoint("capture.recorded")
         try:

@@ -11,15 +11,15 @@ from shared.arm import PacketCaptureParameters
 from shared.broker import agent_queue_name, make_celery, publish
 from shared.capture_spec import CaptureSpec
 from shared.errors import BrokerUnavailable
-from shared.messages import CaptureRequest, Outgoing, StopRequest, TaskName
+from shared.messages import CaptureRequest, Outgoing, StopRequest, TaskName, UploadTarget
 from shared.resource_ids import CaptureId, VirtualMachineId
 
 
 def capture_message(spec: CaptureSpec, run_id: str, parameters: PacketCaptureParameters, created: datetime,
-                    start_by: datetime) -> Outgoing:
+                    start_by: datetime, upload: UploadTarget | None) -> Outgoing:
     request = CaptureRequest(capture_id=spec.capture.arm_id, run_id=run_id, target=spec.target.arm_id,
                              parameters=parameters, relative_file_path=spec.relative_file_path,
-                             requested_at=created, start_by=start_by)
+                             requested_at=created, start_by=start_by, upload=upload)
     return Outgoing(task=TaskName.CAPTURE, queue=agent_queue_name(spec.target),
                     payload=request.model_dump(mode="json", by_alias=True))
 

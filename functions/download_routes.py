@@ -23,16 +23,12 @@ SAS_LIFETIME = timedelta(minutes=15)
 
 
 def _sas_url(accounts: StorageAccounts, storage_id: str, storage_path: str) -> tuple[str, datetime]:
-    from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+    from azure.storage.blob import BlobSasPermissions
 
-    account = accounts.lookup(storage_id)
-    client = account.client()
-    key = client.credential.account_key
     blob_name = unquote(urlparse(storage_path).path).split(f"/{BLOB_CONTAINER}/", 1)[1]
     expires = datetime.now(timezone.utc) + SAS_LIFETIME
-    token = generate_blob_sas(client.account_name, BLOB_CONTAINER, blob_name, account_key=key,
-                              permission=BlobSasPermissions(read=True), expiry=expires)
-    return f"{storage_path}?{token}", expires
+    url = accounts.lookup(storage_id).blob_sas_url(blob_name, BlobSasPermissions(read=True), expires)
+    return url, expires
 
 
 def build_download_router(registry: Registry, accounts: StorageAccounts, access: AccessConfig) -> APIRouter:

@@ -23,6 +23,7 @@ from kombu import Connection
 from lab.vms import LabVm
 from shared.access import hash_token
 from shared.broker import agent_queue_name
+from shared.config import CONTROL_SIDE_ONLY
 
 START_TIMEOUT = 60.0
 
@@ -72,9 +73,12 @@ class Stack:
                 "PACKETWATCH_HEARTBEAT_SECONDS": "2",
                 "PACKETWATCH_ACCESS_CONFIG": str(self.workdir / "access.json"), **self.extra_env}
 
-    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def spawn(self, name: str, *args: str, env: dict[str, str | None] | None = None) -> subprocess.Popen:
+        """Start `packetwatch ARGS`; `env` adds variables, or removes those it maps to None."""
         log = (self.workdir / f"{name}.log").open("ab")
-        process = subprocess.Popen([sys.executable, "-m", "cli.main", *args], env={**self.env(), **(env or {})},
+        merged = {**self.env(), **(env or {})}
+        process = subprocess.Popen([sys.executable, "-m", "cli.main", *args],
+                                   env={key: value for key, value in merged.items() if value is not None},
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.processes[name] = process
         return process
@@ -102,8 +106,10 @@ class Stack:
         raise TimeoutError(f"{name} did not answer within {START_TIMEOUT}s; see {self.workdir}/{name}.log")
 
     def start_agent(self, vm: LabVm) -> None:
+        """An agent as on a real VM: no database, no storage account keys."""
         self.spawn(f"agent-{vm.netns}", "agent", "run", "--vm", vm.vm.arm_id, "--interface", vm.vm_if,
-                   "--netns", vm.netns, "--capture-dir", str(self.capture_dir(vm)))
+                   "--netns", vm.netns, "--capture-dir", str(self.capture_dir(vm)),
+                   env=dict.fromkeys(CONTROL_SIDE_ONLY))
         self.wait_for_consumer(agent_queue_name(vm.vm))
 
     def wait_for_consumer(self, queue: str) -> None:

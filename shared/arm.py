@@ -173,6 +173,16 @@ class PacketCaptureParameters(ArmRequestModel):
     continuous_capture: bool | None = Field(default=None, alias="continuousCapture")
     capture_settings: PacketCaptureSettings | None = Field(default=None, alias="captureSettings")
 
+    @property
+    def seconds_limit(self) -> int:
+        """The time limit in force: 0 means the largest ARM allows."""
+        return self.time_limit_in_seconds or MAX_TIME_LIMIT_SECONDS
+
+    @property
+    def bytes_limit(self) -> int:
+        """The byte limit in force: 0 means the largest ARM allows."""
+        return self.total_bytes_per_session or UINT32_MAX
+
 
 class PacketCapture(ArmRequestModel):
     """The body of PUT .../packetCaptures/{name}."""

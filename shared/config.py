@@ -9,6 +9,10 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
+# Settings that only the control side (API, control worker) ever gets: an agent, on its VM,
+# has neither the registry, nor storage account keys, nor API tokens, nor function keys.
+CONTROL_SIDE_ONLY = ("PACKETWATCH_DATABASE_URL", "PACKETWATCH_STORAGE_CONFIG", "PACKETWATCH_ACCESS_CONFIG",
+                     "PACKETWATCH_ALERT_CONFIG", "PACKETWATCH_FUNCTION_KEYS")
 
 
 def state_dir() -> Path:

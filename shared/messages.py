@@ -22,6 +22,14 @@ class TaskName(str, Enum):
     NOTIFY = "packetwatch.notify.deliver"
 
 
+class UploadTarget(BaseModel):
+    """Where the agent stores a finished capture: one blob, with a SAS that lets it create and
+    write that blob only, until it expires. A secret: never logged."""
+
+    url: str
+    retry_seconds: float
+
+
 class CaptureRequest(BaseModel):
     capture_id: str
     run_id: str
@@ -30,6 +38,7 @@ class CaptureRequest(BaseModel):
     relative_file_path: str
     requested_at: datetime
     start_by: datetime | None = None  # an agent that gets the request later never starts it
+    upload: UploadTarget | None = None  # set when storageLocation.storageId is
 
 
 class StopRequest(BaseModel):
@@ -69,11 +78,9 @@ class UploadRequest(BaseModel):
 
     capture_id: str
     run_id: str
-    target: str
-    storage_id: str
+    upload: UploadTarget
     local_path: str
     keep_local: bool
-    created: datetime
     sha256: str
 
 

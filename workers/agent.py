@@ -11,7 +11,7 @@ import logging
 import signal as os_signal
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,7 +29,6 @@ from shared.messages import (
 )
 from shared.resource_ids import VirtualMachineId
 from shared.retry import backoff
-from shared.storage_accounts import StorageAccounts
 from shared.version import VERSION
 from workers.capture_engine import CaptureOpenError, LiveCapture, interface_addresses
 from workers.capture_session import SessionLimits, SessionOutcome, StopSignal, run_session
@@ -54,8 +53,6 @@ class AgentConfig:
     capture_dir: Path
     broker_url: str
     heartbeat_seconds: float = 10.0
-    storage: StorageAccounts = field(default_factory=StorageAccounts)
-    upload_retry_seconds: float = 900.0
 
 
 def _now() -> datetime:
@@ -217,10 +214,9 @@ class Agent:
                                errors=[PcError.LOCAL_FILE_FAILED], summary=summary,
                                error_message=f"{outcome.write_error}; {kept}"))
             return
-        if params.storage_location.storage_id:
-            upload = UploadRequest(capture_id=request.capture_id, run_id=request.run_id, target=request.target,
-                                   storage_id=params.storage_location.storage_id, local_path=str(outcome.path),
-                                   keep_local=bool(params.storage_location.file_path), created=outcome.started,
+        if request.upload is not None:
+            upload = UploadRequest(capture_id=request.capture_id, run_id=request.run_id, upload=request.upload,
+                                   local_path=str(outcome.path), keep_local=bool(params.storage_location.file_path),
                                    sha256=summary.sha256 or "")
             self._publish_until_sent(TaskName.UPLOAD, upload.model_dump(mode="json"), self.queue)
         reason = outcome.stop_reason.value if outcome.stop_reason else None
@@ -244,9 +240,8 @@ class Agent:
     def upload(self, request: UploadRequest) -> None:
         path = Path(request.local_path)
         try:
-            account = self.config.storage.lookup(request.storage_id)
-            url = upload_capture(request, account, account.retry_seconds or self.config.upload_retry_seconds)
-        except (InvalidField, UploadFailed) as exc:
+            url = upload_capture(request)
+        except UploadFailed as exc:
             result = UploadResult(capture_id=request.capture_id, run_id=request.run_id, error_message=str(exc),
                                   local_path=str(path))
             self._publish_until_sent(TaskName.UPLOADED, result.model_dump(mode="json"), CONTROL_QUEUE)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from shared.arm import MAX_TIME_LIMIT_SECONDS, UINT32_MAX, PacketCaptureParameters, StopReason
+from shared.arm import PacketCaptureParameters, StopReason
 from workers.capture_engine import READ_TIMEOUT_MS, LiveCapture
 from workers.pcap_sink import CaptureWriteError, PcapFileSink
 
@@ -38,9 +38,8 @@ class SessionLimits:
     @classmethod
     def of(cls, params: PacketCaptureParameters) -> "SessionLimits":
         """ARM's limits; 0 for bytes or time means the largest value ARM allows."""
-        return cls(snaplen=params.bytes_to_capture_per_packet,
-                   byte_limit=params.total_bytes_per_session or UINT32_MAX,
-                   seconds=params.time_limit_in_seconds or MAX_TIME_LIMIT_SECONDS)
+        return cls(snaplen=params.bytes_to_capture_per_packet, byte_limit=params.bytes_limit,
+                   seconds=params.seconds_limit)
 
 
 @dataclass(frozen=True)

@@ -1,43 +1,46 @@
-"""Upload a finished capture to Blob Storage at Network Watcher's path, verify it, retry.
+"""Upload a finished capture to the one blob its SAS allows (create and write only: the
+agent holds no account key and can neither read nor list), then say where it is.
 
-Idempotent: a blob already there with the same SHA-256 is not sent again. Transient
-storage errors (timeouts, connection failures, 408, 429, 5xx, a stored copy that does not
-verify) are retried with exponential backoff until the retry window closes; permanent
-ones (authentication, 400/403/404/409, an API version the service refuses) end the
-upload at once with the service's error code and message. Only a blob whose downloaded
-content hashes to the capture's SHA-256 counts as stored.
+Integrity: every block is sent with its MD5 (validate_content), which the storage service
+checks before it accepts the block, and the block list is committed only when every block
+was accepted; the capture's SHA-256, computed from the file the agent wrote, is stored as
+the blob's metadata for anyone to check the whole. A re-sent upload overwrites the same
+blob with the same content.
+
+Transient storage errors (timeouts, connection failures, 408, 429, 5xx, blocks or a
+container the service lost) are retried with exponential backoff until the retry window
+closes; permanent ones (authentication or an expired SAS, 400/403/404/409, an API version
+the service refuses) end the upload at once with the service's error code and message.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from azure.core.exceptions import (
-    AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError, ServiceRequestError,
-    ServiceResponseError,
+    AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError,
 )
 from azure.storage.blob import BlobClient
 
 from shared.messages import UploadRequest
 from shared.retry import backoff
-from shared.resource_ids import VirtualMachineId
-from shared.storage_accounts import StorageAccount
-from shared.storage_layout import BLOB_CONTAINER, blob_path
+from shared.storage_layout import BLOB_CONTAINER
 
 log = logging.getLogger("packetwatch.upload")
-BLOCK_BYTES = 1024 * 1024
+BLOCK_BYTES = 4 * 1024 * 1024
+UPLOAD_CONCURRENCY = 4
 FIRST_DELAY = 1.0
 MAX_DELAY = 30.0
 CLIENT_OPTIONS = dict(max_block_size=BLOCK_BYTES, max_single_put_size=BLOCK_BYTES, retry_total=1,
                       connection_timeout=5, read_timeout=30)
 
 
-# What the service lost during an upload (it restarted, or the container was removed): each
-# try creates the container and sends the whole file, so another try mends it.
+# What the service lost during an upload (it restarted): the next try sends the whole file.
+# The container is made by the control side, which holds the key; while it is missing the
+# upload waits for it within its retry window.
 RESTART_UPLOAD_CODES = {"InvalidBlockList", "InvalidBlockId", "ContainerNotFound", "BlobNotFound"}
 
 
@@ -50,42 +53,19 @@ class UploadFailed(RuntimeError):
         super().__init__(f"upload of {blob} failed, {kind}: {reason}")
 
 
-class ContentMismatch(AzureError):
-    """The stored blob does not hash to the capture's SHA-256."""
-
-
-def _stored_sha256(blob: BlobClient) -> str:
-    digest = hashlib.sha256()
-    for chunk in blob.download_blob(max_concurrency=1).chunks():
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _upload_once(account: StorageAccount, name: str, path: Path, sha256: str) -> str:
-    container = account.client(**CLIENT_OPTIONS).get_container_client(BLOB_CONTAINER)
-    try:
-        container.create_container()
-    except ResourceExistsError:
-        pass
-    blob = container.get_blob_client(name)
-    try:
-        if blob.get_blob_properties().metadata.get("sha256") == sha256 and _stored_sha256(blob) == sha256:
-            return blob.url
-    except ResourceNotFoundError:
-        pass
+def _upload_once(url: str, path: Path, sha256: str) -> str:
+    blob = BlobClient.from_blob_url(url, **CLIENT_OPTIONS)
     with path.open("rb") as data:
         blob.upload_blob(data, length=path.stat().st_size, overwrite=True, metadata={"sha256": sha256},
-                         max_concurrency=1)
-    if _stored_sha256(blob) != sha256:
-        raise ContentMismatch(f"{name} does not hash to {sha256}")
-    return blob.url
+                         validate_content=True, max_concurrency=UPLOAD_CONCURRENCY)
+    return url.split("?", 1)[0]
 
 
 def is_transient(error: BaseException) -> bool:
     """A failure another try may mend: the network, a timeout, throttling, the service's own
-    trouble, a stored copy that did not verify, or blocks or a container the service lost
-    during the upload (the next try creates the container and sends the whole file)."""
-    if isinstance(error, (ServiceRequestError, ServiceResponseError, ContentMismatch)):
+    trouble, or blocks or a container the service lost during the upload (the next try sends
+    the whole file again)."""
+    if isinstance(error, (ServiceRequestError, ServiceResponseError)):
         return True
     if isinstance(error, HttpResponseError):
         code = getattr(error.error_code, "value", error.error_code)
@@ -104,14 +84,13 @@ def describe(error: BaseException) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
-def upload_capture(request: UploadRequest, account: StorageAccount, retry_seconds: float,
-                   sleep: Callable[[float], None] = time.sleep) -> str:
-    """Store the capture file; returns the blob URL or raises UploadFailed."""
-    name = blob_path(VirtualMachineId.parse(request.target), request.created)
-    retrying = backoff(first=FIRST_DELAY, maximum=MAX_DELAY, within=retry_seconds, transient=is_transient,
-                       log=log, what=f"upload of {name}", sleep=sleep)
+def upload_capture(request: UploadRequest, sleep: Callable[[float], None] = time.sleep) -> str:
+    """Store the capture file; returns the blob's URL (without its SAS) or raises UploadFailed."""
+    name = request.upload.url.split("?", 1)[0].split(f"/{BLOB_CONTAINER}/", 1)[-1]
+    retrying = backoff(first=FIRST_DELAY, maximum=MAX_DELAY, within=request.upload.retry_seconds,
+                       transient=is_transient, log=log, what=f"upload of {name}", sleep=sleep)
     try:
-        return retrying(_upload_once, account, name, Path(request.local_path), request.sha256)
+        return retrying(_upload_once, request.upload.url, Path(request.local_path), request.sha256)
     except AzureError as exc:
         attempts = retrying.statistics.get("attempt_number", 1)
         raise UploadFailed(name, attempts, describe(exc), permanent=not is_transient(exc)) from None

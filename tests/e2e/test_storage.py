@@ -2,13 +2,14 @@
 notifications; download; and the faults that must lose nothing."""
 
 import hashlib
+import json
 import re
 import secrets
 import signal
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from lab.azurite import STORAGE_ID
 from lab.traffic import inbound, send
+from shared.registry import Registry
 from shared.resource_ids import CaptureId
 from shared.storage_layout import BLOB_CONTAINER, blob_path
 from tests.e2e.conftest import NOTIFY_SECRET, UNREACHABLE_STORAGE_ID, WRONG_KEY_STORAGE_ID
@@ -63,15 +65,16 @@ def _blob_sha256(lab, storage_path: str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _start_time(status: dict) -> datetime:
-    return datetime.fromisoformat(status["captureStartTime"].replace("Z", "+00:00"))
+def _created(lab, capture: CaptureId) -> datetime:
+    """When the capture was created (the blob is named after it, as Network Watcher does)."""
+    return Registry.from_url(lab.stack.database_url).get(capture).created_at
 
 
 def test_a_capture_with_a_storage_account_is_uploaded_verified_and_its_spool_removed(lab, tmp_path):
     capture, status = _run(lab, "upload", 7300, 10, storageId=STORAGE_ID)
     storage_path = _wait_for_storage_path(lab, capture)
     summary = status["packetWatchSummary"]
-    expected = blob_path(lab.vm1.vm, _start_time(status))
+    expected = blob_path(lab.vm1.vm, _created(lab, capture))
     assert storage_path == f"http://127.0.0.1:{lab.azurite.port}/devstoreaccount1/{BLOB_CONTAINER}/{expected}"
     assert expected == expected.lower() and re.search(r"/\d{4}/\d{2}/\d{2}/packetcapture_\d\d_\d\d_\d\d_\d{3}\.cap$",
                                                       expected)
@@ -175,9 +178,9 @@ def test_azurite_stopped_in_the_middle_of_an_upload_loses_nothing(lab):
     body = {"target": lab.vm1.vm.arm_id, "timeLimitInSeconds": 120, "storageLocation": {"storageId": STORAGE_ID},
             "filters": [{"protocol": "UDP", "localPort": "7330"}]}
     assert lab.client.create(capture, body).status_code == 201
-    running = lab.client.wait_for(capture, "Running")
+    lab.client.wait_for(capture, "Running")
     send(lab.vm1, [inbound(lab.vm1, "UDP", 7331, 7330, payload=1400)], repeat=60_000)
-    blob = _blob_service(lab).get_blob_client(BLOB_CONTAINER, blob_path(lab.vm1.vm, _start_time(running)))
+    blob = _blob_service(lab).get_blob_client(BLOB_CONTAINER, blob_path(lab.vm1.vm, _created(lab, capture)))
     lab.client.stop(capture)
     status = lab.client.wait_for(capture, "Stopped", timeout=30)
     deadline = time.monotonic() + 60
@@ -210,3 +213,42 @@ def test_an_agent_restarted_between_capture_end_and_upload_still_uploads(lab):
     lab.stack.start_agent(lab.vm1)
     storage_path = _wait_for_storage_path(lab, capture, timeout=90)
     assert _blob_sha256(lab, storage_path) == status["packetWatchSummary"]["sha256"]
+
+
+def test_agents_hold_no_account_key_and_get_a_sas_for_their_one_blob_alone(lab):
+    from urllib.parse import parse_qs, urlparse
+
+    from azure.core.exceptions import HttpResponseError
+    from azure.storage.blob import BlobClient
+    from kombu import Connection
+
+    from shared.broker import agent_queue_name
+    from shared.resource_ids import VirtualMachineId
+
+    agent = lab.stack.processes[f"agent-{lab.vm1.netns}"]
+    environment = Path(f"/proc/{agent.pid}/environ").read_bytes()
+    assert b"PACKETWATCH_STORAGE_CONFIG" not in environment and b"AccountKey" not in environment
+
+    vm = VirtualMachineId(lab.vm1.vm.subscription, "no-agent-rg", f"sas-{secrets.token_hex(3)}")
+    capture = CaptureId(vm.subscription, vm.resource_group, "e2e-watcher", "sas")
+    body = {"target": vm.arm_id, "timeLimitInSeconds": 60, "storageLocation": {"storageId": STORAGE_ID}}
+    assert lab.client.create(capture, body).status_code == 201
+    with Connection(lab.stack.broker_url) as conn:
+        message = conn.channel().basic_get(agent_queue_name(vm), no_ack=True)
+    upload = json.loads(message.body)[0][0]["upload"]
+    url, query = upload["url"], parse_qs(urlparse(upload["url"]).query)
+    name = blob_path(vm, _created(lab, capture))
+    assert url.split("?")[0].endswith(f"/{BLOB_CONTAINER}/{name}")
+    assert (query["sp"], query["sr"]) == (["cw"], ["b"]), "create and write, one blob"
+    expires = datetime.fromisoformat(query["se"][0].replace("Z", "+00:00"))
+    assert timedelta(minutes=60) < expires - _created(lab, capture) < timedelta(hours=3)
+
+    BlobClient.from_blob_url(url).upload_blob(b"written with the SAS", overwrite=True)
+    with pytest.raises(HttpResponseError) as refused:
+        BlobClient.from_blob_url(url).download_blob().readall()
+    assert refused.value.status_code == 403, "the SAS cannot read"
+    elsewhere = url.replace(f"/{name}?", f"/{name.rsplit('/', 1)[0]}/other.cap?")
+    with pytest.raises(HttpResponseError) as refused:
+        BlobClient.from_blob_url(elsewhere).upload_blob(b"x", overwrite=True)
+    assert refused.value.status_code == 403, "the SAS cannot write any other blob"
+    assert lab.client.delete(capture).status_code == 202
