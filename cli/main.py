@@ -13,7 +13,7 @@ from cli import packet_capture
 from cli.packet_capture import CliError
 from shared.access import Role
 from shared.config import Settings
-from shared.errors import InvalidField
+from shared.errors import InvalidField, PacketWatchError
 from shared.logs import RedactSecrets
 from shared.resource_ids import VirtualMachineId
 
@@ -22,6 +22,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from shared.logs import uvicorn_log_config
+    from shared.registry import Registry
+
+    Registry.from_url(settings.database_url).engine.dispose()  # refuses a registry that is behind, before serving
 
     uvicorn.run("functions.api:create_app", factory=True, host=args.host, port=args.port, log_level="info",
                 ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, log_config=uvicorn_log_config())
@@ -87,6 +90,19 @@ def _agent_uninstall(args: argparse.Namespace, settings: Settings) -> int:
                          config_dir=Path(args.config_dir), unit_dir=Path(args.unit_dir), user=args.user)
     for line in setup.uninstall():
         print(line)
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import create_engine
+
+    from shared.registry_migrations import upgrade
+
+    engine = create_engine(settings.database_url)
+    before, after = upgrade(engine)
+    where = engine.url.render_as_string(hide_password=True)
+    print(f"registry {where}: " + (f"schema revision {before} -> {after}" if before != after
+                                   else f"already at schema revision {after}"))
     return 0
 
 
@@ -171,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     packet_capture.register(commands)
 
+    db = commands.add_parser("db", help="the registry database").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="bring the registry's schema to this release's (PACKETWATCH_DATABASE_URL); "
+                                  "captures are kept").set_defaults(handler=_db_upgrade)
+
     token = commands.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
     hashed = token.add_parser("hash", help="print the SHA-256 to put in PACKETWATCH_ACCESS_CONFIG")
     hashed.add_argument("token", help="the token (give '-' to read it from standard input)")
@@ -211,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InvalidField, CliError) as exc:
         print(f"packetwatch: {exc}", file=sys.stderr)
         return 2
+    except PacketWatchError as exc:
+        print(f"packetwatch: {exc}", file=sys.stderr)
+        return 1
     except httpx.HTTPError as exc:
         print(f"packetwatch: cannot reach the API: {exc}", file=sys.stderr)
         return 2

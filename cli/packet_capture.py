@@ -24,7 +24,7 @@ TABLE_COLUMNS = {
     "status": [("Name", "name"), ("Status", "packetCaptureStatus"), ("StartTime", "captureStartTime"),
                ("StopReason", "stopReason"), ("Errors", "packetCaptureError"), ("Packets", "packetWatchSummary.packets")],
     "agent": [("VM", "vm"), ("Status", "status"), ("Version", "version"), ("Host", "hostname"),
-              ("LastSeen", "lastSeen"), ("Running", "runningCaptures")],
+              ("Interface", "interface"), ("LastSeen", "lastSeen"), ("Running", "runningCaptures")],
 }
 
 

@@ -25,6 +25,7 @@ def build_agent_router(registry: Registry, access: AccessConfig, heartbeat_secon
     def agents(grant: TokenGrant = Depends(requirement(access, Role.READER))) -> JSONResponse:
         now = datetime.now(timezone.utc)
         listed = [{"vm": agent.vm_id, "version": agent.version, "hostname": agent.hostname,
+                   "interface": agent.interface,
                    "lastSeen": format_arm_time(agent.last_seen), "runningCaptures": len(agent.running),
                    "status": "online" if now - agent.last_seen <= silent_after else "offline"}
                   for agent in registry.list_agents()

@@ -68,6 +68,7 @@ class Heartbeat(BaseModel):
     vm_id: str
     version: str
     hostname: str
+    interface: str | None = None
     reported_at: datetime
     running: list[str] = Field(default_factory=list)
 

@@ -26,7 +26,8 @@ from shared.errors import CaptureConflict, CaptureNotFound
 from shared import outbox
 from shared.messages import Heartbeat, Outgoing, StatusEvent, TaskName, UploadResult
 from shared.outbox import PendingMessage
-from shared.registry_schema import agents, alert_captures, captures, metadata
+from shared.registry_migrations import prepare
+from shared.registry_schema import agents, alert_captures, captures
 from shared.resource_ids import CaptureId
 
 # The statuses each status may follow: status only moves forward.
@@ -103,6 +104,7 @@ class AgentRecord:
     hostname: str
     last_seen: datetime
     running: list[str]
+    interface: str | None = None
 
 
 def _record(row) -> CaptureRecord:  # type: ignore[no-untyped-def]
@@ -124,7 +126,7 @@ def _record(row) -> CaptureRecord:  # type: ignore[no-untyped-def]
 
 def _agent(row) -> AgentRecord:  # type: ignore[no-untyped-def]
     return AgentRecord(row.vm_id, row.version, row.hostname, _utc(row.last_seen),  # type: ignore[arg-type]
-                       json.loads(row.running))
+                       json.loads(row.running), row.interface)
 
 
 def make_engine(database_url: str) -> Engine:
@@ -136,7 +138,7 @@ def make_engine(database_url: str) -> Engine:
                            max_overflow=32, pool_pre_ping=not is_sqlite)
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_wal)
-    metadata.create_all(engine)
+    prepare(engine, engine.url.render_as_string(hide_password=True))
     return engine
 
 
@@ -284,7 +286,7 @@ class Registry:
     def record_heartbeat(self, beat: Heartbeat, received_at: datetime) -> None:
         """Liveness is judged by when the control plane heard the agent, on its own clock."""
         vm_key = beat.vm_id.lower()
-        values = dict(vm_id=beat.vm_id, version=beat.version, hostname=beat.hostname,
+        values = dict(vm_id=beat.vm_id, version=beat.version, hostname=beat.hostname, interface=beat.interface,
                       last_seen=_utc(received_at), running=json.dumps(beat.running))
         with self.engine.begin() as conn:
             if conn.execute(update(agents).where(agents.c.vm_key == vm_key).values(**values)).rowcount == 0:

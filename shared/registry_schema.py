@@ -1,4 +1,5 @@
-"""The registry's tables (SQLAlchemy Core), declared once for the registry and its outbox."""
+"""The registry's tables (SQLAlchemy Core), declared once for the registry and its outbox.
+A change here comes with a migration in shared/migrations/versions (`packetwatch db upgrade`)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ agents = Table(
     Column("hostname", String(255), nullable=False),
     Column("last_seen", DateTime(timezone=True), nullable=False),
     Column("running", Text, nullable=False, default="[]"),
+    Column("interface", String(64)),
 )
 
 alert_captures = Table(

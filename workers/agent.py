@@ -93,7 +93,7 @@ class Agent:
         with self.lock:
             running = sorted(self.running)
         beat = Heartbeat(vm_id=self.config.vm.arm_id, version=VERSION, hostname=socket.gethostname(),
-                         reported_at=_now(), running=running)
+                         interface=self.config.interface, reported_at=_now(), running=running)
         publish(self.app, TaskName.HEARTBEAT.value, beat.model_dump(mode="json"), CONTROL_QUEUE)
 
     def _heartbeat_loop(self) -> None:

@@ -88,7 +88,8 @@ def test_agent_show_lists_the_agents_that_report_in_and_marks_silent_ones_offlin
     result = _cli(lab, "agent", "show", "-o", "table")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["VM", "Status", "Version", "Host", "LastSeen", "Running"]
-    status = {line.split()[0]: line.split()[1] for line in lines[2:]}
-    assert status[lab.vm1.vm.arm_id] == status[lab.vm2.vm.arm_id] == "online"
-    assert status[gone] == "offline"
+    assert lines[0].split() == ["VM", "Status", "Version", "Host", "Interface", "LastSeen", "Running"]
+    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    assert rows[lab.vm1.vm.arm_id][1] == rows[lab.vm2.vm.arm_id][1] == "online"
+    assert rows[lab.vm1.vm.arm_id][4] == lab.vm1.vm_if, "each agent reports the interface it captures on"
+    assert rows[gone][1] == "offline"
