@@ -8,15 +8,17 @@ its tables directly) counts as the baseline revision.
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DatabaseError
 
 from shared.errors import PacketWatchError
 from shared.registry_schema import metadata
@@ -24,6 +26,7 @@ from shared.registry_schema import metadata
 BASELINE = "0001"
 MIGRATIONS = Path(__file__).parent / "migrations"
 UPGRADE_COMMAND = "packetwatch db upgrade"
+LOCK_KEY = 0x70776D67  # PostgreSQL advisory lock of the registry's schema changes
 
 
 class RegistryBehind(PacketWatchError):
@@ -52,20 +55,31 @@ def revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision() or BASELINE
 
 
+@contextmanager
+def _one_at_a_time(engine: Engine) -> Iterator[Connection]:
+    """A transaction that no other process preparing the same database runs beside: the
+    processes of a stack start together on a new database, and only one may create it (a
+    half-made schema would look like an old one to the others)."""
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        with open(f"{engine.url.database}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            with engine.begin() as connection:
+                yield connection
+        return
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+        yield connection
+
+
 def prepare(engine: Engine, url_for_people: str) -> None:
     """Create the schema in an empty database; refuse one that is behind (RegistryBehind)."""
-    for attempt in range(2):
-        try:
-            with engine.begin() as connection:
-                found = revision(connection)
-                if found is None:
-                    metadata.create_all(connection)
-                    command.stamp(_config(connection), "head")
-                    return
-            break
-        except DatabaseError:
-            if attempt:
-                raise  # another process was creating it at the same moment: look again once
+    with _one_at_a_time(engine) as connection:
+        found = revision(connection)
+        if found is None:
+            metadata.create_all(connection)
+            command.stamp(_config(connection), "head")
+            return
     newest = head()
     if found != newest:
         raise RegistryBehind(f"the registry at {url_for_people} has schema revision {found}; this release needs "
@@ -74,7 +88,7 @@ def prepare(engine: Engine, url_for_people: str) -> None:
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Bring the database to the newest revision; returns (revision before, after)."""
-    with engine.begin() as connection:
+    with _one_at_a_time(engine) as connection:
         before = revision(connection)
         config = _config(connection)
         if before is None:

@@ -32,11 +32,14 @@ def _readme_first_command() -> list[str]:
 
 def _banner(process: subprocess.Popen, timeout: float = 180.0) -> dict[str, str]:
     found: dict[str, str] = {}
+    seen: list[str] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and "try" not in found:
         line = process.stdout.readline()
+        seen.append(line)
         if not line:
-            raise AssertionError(f"the stack exited ({process.poll()}) before printing how to use it")
+            raise AssertionError(f"the stack exited ({process.wait(10)}) before printing how to use it:\n"
+                                 + "".join(seen[-40:]))
         match = re.match(r"\s+(console|token|try):\s+(\S.*)$", line)
         if match:
             found[match.group(1)] = match.group(2).split("   <-")[0].strip()
@@ -98,7 +101,8 @@ def test_the_first_command_brings_up_a_stack_that_captures_and_ctrl_c_stops_all_
             assert {(r[0], r[1], r[2], r[4]) for r in records} == {("UDP", "127.0.0.1", "127.0.0.1", 9753)}
             assert _stack_processes(state_dir), "the stack's processes are found by their state directory"
         finally:
-            os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in the terminal: the foreground process group
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in the terminal: the foreground process group
             process.wait(60)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and _stack_processes(state_dir):

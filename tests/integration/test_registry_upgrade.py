@@ -85,3 +85,11 @@ def test_a_registry_of_the_previous_release_is_refused_then_upgraded_keeping_its
                            text=True, timeout=60, cwd=ROOT)
     assert "already at schema revision" in again.stdout
     registry.engine.dispose()
+
+
+def test_processes_starting_together_on_a_new_database_all_find_it_ready(empty_database_url):
+    starting = [subprocess.Popen([sys.executable, "-c", "import sys; from shared.registry import Registry; "
+                                  "Registry.from_url(sys.argv[1])", empty_database_url], cwd=ROOT,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    for process in starting:
+        assert process.wait(120) == 0, process.stderr.read()
