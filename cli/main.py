@@ -130,7 +130,8 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     from cli.up import run_up
     from shared.config import state_dir
 
-    return run_up(Path(args.state_dir) if args.state_dir else state_dir(), args.interface, args.port, args.host)
+    return run_up(Path(args.state_dir) if args.state_dir else state_dir(), args.interface, args.port, args.host,
+                  args.lab)
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -211,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--interface", help="the interface the local agent captures on (default: the default route's)")
     up.add_argument("--host", default="127.0.0.1", help="address the API and console listen on")
     up.add_argument("--port", type=int, default=8080, help="port of the API and console")
+    up.add_argument("--lab", type=int, default=0, metavar="N",
+                    help="also N test VMs (network namespaces, 198.18.0.0/15) with an agent each and known traffic "
+                         "every second, for a tour")
     up.set_defaults(handler=_up)
 
     demo = commands.add_parser("demo", help="a scripted tour: two test VMs, agents, a filtered capture, an alert")

@@ -24,6 +24,8 @@ from kombu import Connection
 
 from lab.azurite import ACCOUNT, Azurite
 from lab.stack import free_port
+from lab.tour import Traffic
+from lab.vms import LabVm, create_vms, remove_vms
 from shared.access import Role, create_token, load_access_config
 from shared.broker import agent_queue_name
 from shared.config import CONTROL_SIDE_ONLY
@@ -58,7 +60,10 @@ class Up:
         LOCAL_SUBSCRIPTION, LOCAL_GROUP, socket.gethostname().split(".")[0] or "host"))
     broker_url: str = field(default_factory=lambda: os.environ.get(
         "PACKETWATCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"))
+    lab_vms: int = 0
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    vms: list[LabVm] = field(default_factory=list)
+    traffic: Traffic | None = None
 
     @property
     def api_url(self) -> str:
@@ -101,7 +106,15 @@ class Up:
         agent_env = {key: value for key, value in env.items() if key not in CONTROL_SIDE_ONLY}
         self.spawn("agent", agent_env, "agent", "run", "--vm", self.vm.arm_id, "--interface", self.interface,
                    "--capture-dir", str(self.path("captures")))
+        if self.lab_vms:
+            self.vms = create_vms(self.lab_vms, LOCAL_SUBSCRIPTION, LOCAL_GROUP)
+            for vm in self.vms:
+                self.spawn(f"agent-{vm.vm.name}", agent_env, "agent", "run", "--vm", vm.vm.arm_id, "--interface",
+                           vm.vm_if, "--netns", vm.netns, "--capture-dir", str(self.path("captures") / vm.vm.name))
         self._wait_until_ready()
+        if self.vms:
+            self.traffic = Traffic(self.vms)
+            self.traffic.start()
         return token
 
     def _wait_until_ready(self) -> None:
@@ -109,18 +122,19 @@ class Up:
         while time.monotonic() < deadline:
             self._check_alive()
             try:
-                if httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200 and self._agent_listens():
+                if httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200 and all(
+                        self._agent_listens(vm) for vm in [self.vm, *(lab.vm for lab in self.vms)]):
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
         raise TimeoutError(f"the stack did not come up within {START_TIMEOUT:.0f} s; see {self.path('logs')}")
 
-    def _agent_listens(self) -> bool:
+    def _agent_listens(self, vm: VirtualMachineId) -> bool:
         with Connection(self.broker_url, connect_timeout=2) as conn:
             channel = conn.channel()
             try:
-                return channel.queue_declare(agent_queue_name(self.vm), passive=True)[2] > 0
+                return channel.queue_declare(agent_queue_name(vm), passive=True)[2] > 0
             except Exception:
                 return False
             finally:
@@ -132,6 +146,8 @@ class Up:
                 raise RuntimeError(f"{name} exited ({process.returncode}); see {self.path('logs') / name}.log")
 
     def stop(self) -> None:
+        if self.traffic is not None:
+            self.traffic.stop()
         for process in self.processes.values():
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
@@ -144,6 +160,7 @@ class Up:
                 process.wait(10)
         if getattr(self, "azurite", None) is not None:
             self.azurite.stop()
+        remove_vms(self.vms)
 
     def banner(self, token: str | None) -> str:
         shown = token or "(the token printed on the first start; `packetwatch token create` makes another)"
@@ -155,14 +172,15 @@ class Up:
             f"  console:  {self.api_url}/",
             f"  token:    {shown}" + ("   <- shown once, stored hashed" if token else ""),
             f"  agent:    {self.vm.arm_id} on {self.interface}",
+            *[f"  lab VM:   {vm.vm.arm_id} ({vm.address}, an agent, traffic every second)" for vm in self.vms],
             f"  storage:  Azurite, account {ACCOUNT} ({LOCAL_STORAGE_ID})",
             "  try:      " + shlex.join(command),
             "Ctrl-C stops everything.",
         ])
 
 
-def run_up(state_dir: Path, interface: str | None, port: int, host: str = "127.0.0.1") -> int:
-    up = Up(state_dir.resolve(), interface or default_route_interface(), port or free_port(), host)
+def run_up(state_dir: Path, interface: str | None, port: int, host: str = "127.0.0.1", lab_vms: int = 0) -> int:
+    up = Up(state_dir.resolve(), interface or default_route_interface(), port or free_port(), host, lab_vms=lab_vms)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     try:

@@ -108,3 +108,35 @@ def test_the_first_command_brings_up_a_stack_that_captures_and_ctrl_c_stops_all_
         while time.monotonic() < deadline and _stack_processes(state_dir):
             time.sleep(0.2)
         assert _stack_processes(state_dir) == []
+
+
+def test_up_with_lab_vms_gives_a_tour_with_traffic_to_capture_and_leaves_nothing_behind(tmp_path):
+    state_dir, port = tmp_path / "state", free_port()
+    with temporary_vhost() as broker_url:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "up", "--lab", "1", "--state-dir", str(state_dir), "--interface", "lo",
+             "--port", str(port)], cwd=ROOT, env={**os.environ, "PACKETWATCH_BROKER_URL": broker_url},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        try:
+            shown = _banner(process)
+            client = ArmClient(shown["console"].rstrip("/"), shown["token"])
+            agents = client.agents().json()["value"]
+            [lab] = [a for a in agents if a["vm"] != shown["try"].split("--vm ")[1].split()[0]]
+            vm = lab["vm"]
+            capture = CaptureId.parse(vm.replace("Microsoft.Compute/virtualMachines", "Microsoft.Network/"
+                                                 "networkWatchers").rsplit("/", 1)[0] + "/tour/packetCaptures/tour")
+            body = {"target": vm, "timeLimitInSeconds": 3, "storageLocation": {"filePath": "/var/captures/tour.cap"},
+                    "filters": [{"protocol": "TCP", "localPort": "443"}]}
+            assert client.create(capture, body).status_code == 201
+            status = client.wait_for(capture, "Stopped", "Error", timeout=60)
+            assert (status["packetCaptureStatus"], status["stopReason"]) == ("Stopped", "TimeExceeded")
+            records = tshark_records(Path(status["packetWatchSummary"]["filePaths"][0]))
+            assert records and all(r[0] == "TCP" and 443 in (r[3], r[4]) for r in records)
+            assert all(r[1].startswith("198.18.") and r[2].startswith("198.18.") for r in records)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+            process.wait(60)
+        tag = lab["vm"].rsplit("-", 1)[1]  # lab VM vm1-TAG lives in namespace pwTAG0
+        assert f"pw{tag}0" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert _stack_processes(state_dir) == []
