@@ -18,6 +18,7 @@ from functions.arm_routes import build_router
 from functions.capture_service import CaptureService
 from functions.dispatch import Dispatcher
 from functions.download_routes import build_download_router
+from functions.health_routes import build_health_router
 from shared.access import load_access_config
 from shared.alert_config import load_alert_config
 from shared.config import Settings
@@ -53,14 +54,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_agent_router(registry, access, settings.heartbeat_seconds))
     app.include_router(build_download_router(registry, accounts, access))
 
+    app.include_router(build_health_router(registry, settings.broker_url))
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
 
     @app.get("/", include_in_schema=False)
     def console() -> FileResponse:
         return FileResponse(CONSOLE / "index.html")
-
-    @app.get("/healthz", include_in_schema=False)
-    def health() -> dict[str, str]:
-        return {"status": "ok", "version": VERSION}
 
     return app
