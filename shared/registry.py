@@ -192,11 +192,6 @@ class Registry:
             return Created(existing, False, self.take_unsent(capture))
 
     # -- the outbox ---------------------------------------------------------------------
-    def pending_messages(self, record: CaptureRecord) -> list[PendingMessage]:
-        """Messages about this run of the capture that the broker has not confirmed yet."""
-        with self.engine.connect() as conn:
-            return outbox.for_capture(conn, record.capture.key, record.run_id)
-
     def take_unsent(self, capture: CaptureId) -> list[PendingMessage]:
         """The capture's unconfirmed messages that no sender holds now, leased to the caller.
         Looked for with a read first: nearly always there are none, and then nothing is written."""

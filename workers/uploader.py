@@ -48,7 +48,6 @@ class UploadFailed(RuntimeError):
     def __init__(self, blob: str, attempts: int, reason: str, permanent: bool) -> None:
         self.blob = blob
         self.attempts = attempts
-        self.permanent = permanent
         kind = "the storage service refused it" if permanent else f"still failing after {attempts} attempts"
         super().__init__(f"upload of {blob} failed, {kind}: {reason}")
 

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from kombu import Connection
 
 from functions.api import create_app
+from shared import outbox
 from shared.access import hash_token
 from shared.broker import agent_queue_name
 from shared.config import Settings
@@ -62,3 +63,9 @@ def queued_messages(broker_url: str, vm: VirtualMachineId) -> list[tuple[str, di
     return taken
 
 
+
+
+def unsent(registry, record):
+    """The messages of this run of the capture still in the outbox."""
+    with registry.engine.connect() as conn:
+        return outbox.for_capture(conn, record.capture.key, record.run_id)

@@ -10,6 +10,7 @@ from shared.errors import CaptureConflict, CaptureNotFound
 from shared.messages import Heartbeat, Outgoing, StatusEvent, TaskName
 from shared.registry import AlertClaim
 from shared.resource_ids import CaptureId
+from tests.integration.conftest import unsent
 
 VM = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
@@ -111,26 +112,26 @@ def test_a_capture_and_its_request_are_recorded_together_until_the_broker_confir
     now = datetime.now(timezone.utc)
     made = registry.create(capture, _params(), VM.lower(), now, "run1", _request(capture, "run1"))
     [pending] = made.pending
-    assert registry.pending_messages(made.record) == [pending]
+    assert unsent(registry, made.record) == [pending]
     assert registry.take_unsent(capture) == [], "its creator holds the lease: nobody else sends it"
     assert pending.id not in {m.id for m in registry.take_abandoned()}
     registry.message_sent(pending)
-    assert registry.pending_messages(made.record) == []
+    assert unsent(registry, made.record) == []
 
 
 def test_a_request_whose_sender_died_is_taken_by_one_other_sender(registry):
     capture, record = _capture(registry)  # created at T0: its creator's lease ran out long ago
-    [left] = registry.pending_messages(record)
+    [left] = unsent(registry, record)
     again = registry.create(capture, _params(), VM.lower(), T0, "other-run", _request(capture, "other-run"))
     assert (again.created, again.pending) == (False, [left]), "a re-sent PUT takes it and sends it"
     assert registry.take_unsent(capture) == [] and left.id not in {m.id for m in registry.take_abandoned()}
     registry.message_sent(left)
-    assert registry.pending_messages(record) == []
+    assert unsent(registry, record) == []
 
 
 def test_the_relay_takes_abandoned_messages_once(registry):
     capture, record = _capture(registry)
-    [left] = registry.pending_messages(record)
+    [left] = unsent(registry, record)
     assert left.id in {m.id for m in registry.take_abandoned()}
     assert left.id not in {m.id for m in registry.take_abandoned()}, "leased to the first relay"
 
@@ -153,7 +154,7 @@ def test_stopping_a_capture_no_agent_started_stops_it_and_drops_its_unsent_reque
     [stop] = registry.request_stop(record, _stop(record), T0)
     final = registry.get(capture)
     assert (final.status, final.stop_reason) == (PcStatus.STOPPED, "ManuallyStopped")
-    assert registry.pending_messages(record) == [stop]
+    assert unsent(registry, record) == [stop]
 
 
 def test_delete_drops_the_unsent_request_but_not_an_unsent_stop(registry):

@@ -13,6 +13,7 @@ from shared.registry import Registry
 from shared.resource_ids import CaptureId, VirtualMachineId
 from tests.integration.conftest import access_config, bearer, capture_body
 from workers.control import build_control_app
+from tests.integration.conftest import unsent
 
 API = "?api-version=2026-01-01"
 
@@ -64,7 +65,7 @@ def test_an_unstarted_capture_ends_in_agent_stopped_at_its_deadline_and_its_requ
         status = client.post(capture.arm_id + "/queryStatus" + API).json()
     assert (status["packetCaptureStatus"], status["packetCaptureError"]) == ("Error", ["AgentStopped"])
     assert "no agent has ever reported for this VM" in status["packetWatchErrorMessage"]
-    assert registry.pending_messages(registry.get(capture)) == []
+    assert unsent(registry, registry.get(capture)) == []
 
 
 def test_a_capture_for_a_vm_no_agent_ever_reported_for_can_be_refused_at_once(broker_url, database_url, tmp_path):
