@@ -63,8 +63,6 @@ def queued_messages(broker_url: str, vm: VirtualMachineId) -> list[tuple[str, di
     return taken
 
 
-
-
 def unsent(registry, record):
     """The messages of this run of the capture still in the outbox."""
     with registry.engine.connect() as conn:

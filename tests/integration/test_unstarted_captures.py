@@ -11,9 +11,8 @@ from shared.config import Settings
 from shared.messages import Heartbeat
 from shared.registry import Registry
 from shared.resource_ids import CaptureId, VirtualMachineId
-from tests.integration.conftest import access_config, bearer, capture_body
+from tests.integration.conftest import access_config, bearer, capture_body, unsent
 from workers.control import build_control_app
-from tests.integration.conftest import unsent
 
 API = "?api-version=2026-01-01"
 
