@@ -8,6 +8,7 @@ a redelivered request never runs a capture twice.
 from __future__ import annotations
 
 import logging
+import os
 import signal as os_signal
 import socket
 import threading
@@ -122,7 +123,13 @@ class Agent:
         if VirtualMachineId.parse(request.target) != self.config.vm:
             log.error("capture %s is for %s, not this VM; ignored", request.capture_id, request.target)
             return
-        if not self.journal.begin(key, request.capture_id):
+        try:
+            begun = self.journal.begin(key, request.capture_id)
+        except OSError as exc:  # a full disk, say: the capture cannot be recorded, so it does not start
+            self._fail(request, PcError.LOCAL_FILE_FAILED,
+                       f"the agent cannot write its journal in {self.journal.folder}: {exc.strerror or exc}")
+            return
+        if not begun:
             return  # delivered again: it ran (or was recovered after a crash) already
         if request.start_by is not None and _now() > request.start_by:
             self.journal.finish(key)
@@ -193,9 +200,7 @@ class Agent:
         limits = SessionLimits.of(params)
         source = LiveCapture(self.config.interface, program, limits.snaplen, self.config.netns)
         try:
-            fd, path = create_capture_file(self.config.capture_dir, request.relative_file_path)
-            self.journal.set_path(request.run_id, request.capture_id, path)
-            sink = PcapFileSink(fd, path, source.linktype, source.snaplen, limits.byte_limit)
+            sink = self._open_sink(request, source, limits)
         except BaseException:
             source.close()
             raise
@@ -224,6 +229,26 @@ class Agent:
                  outcome.file_bytes)
         self.report(_event(request, PcStatus.STOPPED, capture_start_time=outcome.started, stop_reason=reason,
                            summary=summary))
+
+    def _open_sink(self, request: CaptureRequest, source: LiveCapture, limits: SessionLimits) -> PcapFileSink:
+        """The capture's new file, its header written, and its path in the journal (for repair
+        after a crash); if any of that fails, no file is left behind."""
+        fd, path = create_capture_file(self.config.capture_dir, request.relative_file_path)
+        try:
+            sink = PcapFileSink(fd, path, source.linktype, source.snaplen, limits.byte_limit)
+        except CaptureWriteError:
+            raise  # the sink removed the file it could not start
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        try:
+            self.journal.set_path(request.run_id, request.capture_id, path)
+        except OSError as exc:
+            sink.close()
+            path.unlink(missing_ok=True)
+            raise CaptureWriteError(path, exc) from None
+        return sink
 
     @staticmethod
     def _summary(outcome: SessionOutcome) -> CaptureSummary:

@@ -98,6 +98,25 @@ def test_a_full_disk_ends_the_capture_at_once_with_a_readable_file_and_the_next_
         assert _reads_cleanly(Path(done["packetWatchSummary"]["filePaths"][0])) == 20
 
 
+def test_a_capture_on_a_disk_already_full_fails_at_once_leaving_no_file(lab, small_disk):
+    vm = lab.vm2
+    with _agent_instead(lab, vm, small_disk, f"agent-{vm.netns}-full"):
+        filler = small_disk / "filler"
+        with filler.open("wb") as out:  # every block of the tmpfs taken
+            try:
+                while True:
+                    out.write(b"\0" * 65536)
+                    out.flush()
+            except OSError:
+                pass
+        capture = _capture(vm, "nospace")
+        _create(lab, vm, capture, 7605)
+        status = lab.client.wait_for(capture, "Error", "Running", "Stopped", timeout=30)
+        assert (status["packetCaptureStatus"], status["packetCaptureError"]) == ("Error", ["LocalFileFailed"])
+        assert "No space left on device" in status["packetWatchErrorMessage"]
+        assert not (small_disk / "e2e" / f"{capture.name}.cap").exists(), "no torn or empty file is left"
+
+
 def test_a_file_size_limit_ends_the_capture_as_local_file_failed_not_the_agent(lab, tmp_path):
     vm = lab.vm2
     with _agent_instead(lab, vm, tmp_path, f"agent-{vm.netns}-fsize") as agent:
