@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from kombu import Connection
 
 from lab.azurite import ACCOUNT, Azurite
-from lab.stack import free_port
+from lab.stack import free_port, has_consumer
 from lab.tour import Traffic
 from lab.vms import LabVm, create_vms, remove_vms
 from shared.access import Role, create_token, load_access_config
@@ -123,22 +122,13 @@ class Up:
             self._check_alive()
             try:
                 if httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200 and all(
-                        self._agent_listens(vm) for vm in [self.vm, *(lab.vm for lab in self.vms)]):
+                        has_consumer(self.broker_url, agent_queue_name(vm))
+                        for vm in [self.vm, *(lab.vm for lab in self.vms)]):
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
         raise TimeoutError(f"the stack did not come up within {START_TIMEOUT:.0f} s; see {self.path('logs')}")
-
-    def _agent_listens(self, vm: VirtualMachineId) -> bool:
-        with Connection(self.broker_url, connect_timeout=2) as conn:
-            channel = conn.channel()
-            try:
-                return channel.queue_declare(agent_queue_name(vm), passive=True)[2] > 0
-            except Exception:
-                return False
-            finally:
-                channel.close()
 
     def _check_alive(self) -> None:
         for name, process in self.processes.items():

@@ -34,6 +34,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def has_consumer(broker_url: str, queue: str) -> bool:
+    """Whether some worker consumes `queue` now (False too when the queue does not exist)."""
+    with Connection(broker_url, connect_timeout=2) as conn:
+        try:
+            channel = conn.channel()
+            consumers = channel.queue_declare(queue, passive=True)[2]
+            channel.close()
+            return consumers > 0
+        except Exception:
+            return False
+
+
+def wait_for_consumer(broker_url: str, queue: str, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not has_consumer(broker_url, queue):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nobody consumed {queue} within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
 @contextmanager
 def temporary_vhost(base_url: str = "amqp://guest:guest@127.0.0.1:5672") -> Iterator[str]:
     """A RabbitMQ virtual host of its own, removed afterwards: runs never see each other's queues."""
@@ -113,19 +133,7 @@ class Stack:
         self.wait_for_consumer(agent_queue_name(vm.vm))
 
     def wait_for_consumer(self, queue: str) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        with Connection(self.broker_url) as conn:
-            while time.monotonic() < deadline:
-                try:
-                    channel = conn.channel()
-                    _, _, consumers = channel.queue_declare(queue, passive=True)
-                    channel.close()
-                    if consumers:
-                        return
-                except Exception:
-                    pass
-                time.sleep(0.2)
-        raise TimeoutError(f"no agent consumed {queue} within {START_TIMEOUT}s")
+        wait_for_consumer(self.broker_url, queue)
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
         process = self.processes.pop(name, None)

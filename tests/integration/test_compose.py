@@ -20,7 +20,7 @@ import pytest
 import yaml
 from kombu import Connection
 
-from lab.stack import free_port, temporary_vhost
+from lab.stack import free_port, temporary_vhost, wait_for_consumer
 from shared.broker import CONTROL_QUEUE, NOTIFY_QUEUE, agent_queue_name
 from shared.resource_ids import VirtualMachineId
 
@@ -100,22 +100,6 @@ def _command(service: dict, env: dict[str, str], state: Path) -> list[str]:
                                                 for w in words[1:]]]
 
 
-def _consumed(broker_url: str, queue: str, timeout: float = 60) -> bool:
-    deadline = time.monotonic() + timeout
-    with Connection(broker_url) as conn:
-        while time.monotonic() < deadline:
-            try:
-                channel = conn.channel()
-                consumers = channel.queue_declare(queue, passive=True)[2]
-                channel.close()
-                if consumers:
-                    return True
-            except Exception:
-                pass
-            time.sleep(0.3)
-    return False
-
-
 def test_every_service_built_here_starts_with_its_compose_environment_on_local_addresses(tmp_path):
     services = {name: s for name, s in _services().items() if s.get("build") == "."}
     assert set(services) == {"api", "control", "notify", "agent"}
@@ -146,7 +130,7 @@ def test_every_service_built_here_starts_with_its_compose_environment_on_local_a
                     time.sleep(0.3)
             assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
             for queue in (CONTROL_QUEUE, NOTIFY_QUEUE, agent_queue_name(vm)):
-                assert _consumed(broker_url, queue), f"nobody consumes {queue}; see {tmp_path}"
+                wait_for_consumer(broker_url, queue)  # TimeoutError: see the logs in tmp_path
             assert all(p.poll() is None for p in processes.values())
         finally:
             for process in processes.values():
