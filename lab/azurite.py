@@ -27,6 +27,13 @@ class Azurite:
     workdir: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    # HTTPS with this certificate and key (PEM files), and bearer tokens checked as Azurite's
+    # `--oauth basic` does: what an account reached through Entra ID needs.
+    tls: tuple[Path, Path] | None = None
+
+    @property
+    def account_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/{ACCOUNT}"
 
     @property
     def connection_string(self) -> str:
@@ -42,7 +49,7 @@ class Azurite:
         log = (self.workdir / "azurite.log").open("ab")
         self.process = subprocess.Popen(
             [binary, "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location", str(data),
-             "--skipApiVersionCheck", "--disableTelemetry", "--loose"],
+             "--skipApiVersionCheck", "--disableTelemetry", "--loose", *self._tls_options()],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -52,6 +59,11 @@ class Azurite:
             except OSError:
                 time.sleep(0.1)
         raise TimeoutError(f"Azurite did not listen on {self.port}; see {self.workdir}/azurite.log")
+
+    def _tls_options(self) -> list[str]:
+        if self.tls is None:
+            return []
+        return ["--cert", str(self.tls[0]), "--key", str(self.tls[1]), "--oauth", "basic"]
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

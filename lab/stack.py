@@ -75,6 +75,8 @@ class Stack:
     capture_root: str = "/var/captures"
     port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # For the API, control worker and notifier only (an identity, say), never for agents.
+    control_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
@@ -107,14 +109,14 @@ class Stack:
         return self.workdir / "vms" / vm.netns
 
     def start_api(self) -> None:
-        self.spawn("control", "control", "run")
-        self.spawn("notify", "notify", "run")
+        self.spawn("control", "control", "run", env=self.control_env)
+        self.spawn("notify", "notify", "run", env=self.control_env)
         self.start_server("api", self.port)
 
     def start_server(self, name: str, port: int, *serve_options: str, verify: ssl.SSLContext | None = None,
                      env: dict[str, str] | None = None) -> str:
         """Start an API process (`packetwatch serve`) and wait until it answers; returns its URL."""
-        self.spawn(name, "serve", "--port", str(port), *serve_options, env=env)
+        self.spawn(name, "serve", "--port", str(port), *serve_options, env={**self.control_env, **(env or {})})
         url = f"{'https' if verify else 'http'}://127.0.0.1:{port}"
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

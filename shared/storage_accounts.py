@@ -4,6 +4,11 @@ The keys stay on the control side (the API): for each capture it signs a short-l
 for the one blob that capture will write (create and write only), and the agent uploads
 with that; download links are read-only SAS for one blob. No VM holds an account key.
 
+An account reached through Entra ID (`credential: DefaultAzureCredential`, azure-identity:
+managed identity in Azure Functions, a service principal's AZURE_* variables, `az login`)
+needs no key anywhere: the SAS are user-delegation SAS, signed with a user delegation key
+the API asks the account for (its identity needs "Storage Blob Data Contributor" on it).
+
 Read from a YAML or JSON file named by PACKETWATCH_STORAGE_CONFIG:
     accounts:
       pcstore:                                  # account name, or its full resource ID
@@ -12,21 +17,31 @@ Read from a YAML or JSON file named by PACKETWATCH_STORAGE_CONFIG:
         accountUrl: https://other.blob.core.windows.net
         accountKey: "..."
         retrySeconds: 3600                      # how long uploads retry (default: PACKETWATCH_UPLOAD_RETRY_SECONDS)
+      keyless:
+        accountUrl: https://keyless.blob.core.windows.net
+        credential: DefaultAzureCredential
+        managedIdentityClientId: "..."          # a user-assigned identity (optional)
 """
 
 from __future__ import annotations
 
 import re
-
-from datetime import datetime
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Literal
 
 from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from azure.storage.blob import BlobSasPermissions, BlobServiceClient, UserDelegationKey, generate_blob_sas
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from shared.config_files import load_model
 from shared.errors import InvalidField
 from shared.storage_layout import BLOB_CONTAINER
+
+# The API waits on storage for seconds, not for the SDK's default minutes of retries.
+CLIENT_OPTIONS = {"retry_total": 1, "connection_timeout": 3, "read_timeout": 10}
+DELEGATION_KEY_LIFETIME = timedelta(days=7) - timedelta(minutes=5)
+CLOCK_SKEW = timedelta(minutes=5)
 
 STORAGE_ID = re.compile(
     r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Storage/storageAccounts/([a-z0-9]{3,24})",
@@ -48,32 +63,70 @@ class StorageAccount(BaseModel):
     connection_string: str | None = Field(default=None, alias="connectionString")
     account_url: str | None = Field(default=None, alias="accountUrl")
     account_key: str | None = Field(default=None, alias="accountKey")
-    retry_seconds: float | None = Field(default=None, gt=0, alias="retrySeconds")
+    credential: Literal["DefaultAzureCredential"] | None = None
+    managed_identity_client_id: str | None = Field(default=None, alias="managedIdentityClientId")
+    # A user-delegation SAS cannot outlive its key (7 days): uploads retry for at most 6.
+    retry_seconds: float | None = Field(default=None, gt=0, le=6 * 86400, alias="retrySeconds")
+
+    _client: BlobServiceClient | None = PrivateAttr(default=None)
+    _delegation_key: tuple[UserDelegationKey, datetime] | None = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @model_validator(mode="after")
     def _one_way_in(self) -> "StorageAccount":
-        if not self.connection_string and not (self.account_url and self.account_key):
-            raise ValueError("give connectionString, or accountUrl with accountKey")
+        ways = [bool(self.connection_string), bool(self.account_url and self.account_key),
+                bool(self.account_url and self.credential)]
+        if sum(ways) != 1:
+            raise ValueError("give one of: connectionString; accountUrl with accountKey; "
+                             "accountUrl with credential: DefaultAzureCredential")
+        if self.managed_identity_client_id and not self.credential:
+            raise ValueError("managedIdentityClientId goes with credential: DefaultAzureCredential")
         return self
 
-    def client(self, **options: object) -> BlobServiceClient:
-        if self.connection_string:
-            return BlobServiceClient.from_connection_string(self.connection_string, **options)
-        return BlobServiceClient(self.account_url, credential=self.account_key, **options)  # type: ignore[arg-type]
+    def client(self) -> BlobServiceClient:
+        """One client per account and process (its connection pool and, for Entra ID, its token cache)."""
+        if self._client is None:
+            if self.connection_string:
+                self._client = BlobServiceClient.from_connection_string(self.connection_string, **CLIENT_OPTIONS)
+            elif self.credential:
+                from azure.identity import DefaultAzureCredential
+
+                identity = DefaultAzureCredential(managed_identity_client_id=self.managed_identity_client_id)
+                self._client = BlobServiceClient(self.account_url, credential=identity,  # type: ignore[arg-type]
+                                                 **CLIENT_OPTIONS)
+            else:
+                self._client = BlobServiceClient(self.account_url, credential=self.account_key,  # type: ignore[arg-type]
+                                                 **CLIENT_OPTIONS)
+        return self._client
 
     def ensure_container(self) -> None:
         """Make the captures' container (agents cannot: their SAS covers one blob)."""
         try:
-            self.client(retry_total=0, connection_timeout=3).get_container_client(BLOB_CONTAINER).create_container()
+            self.client().get_container_client(BLOB_CONTAINER).create_container()
         except ResourceExistsError:
             pass
 
     def blob_sas_url(self, blob_name: str, permission: BlobSasPermissions, expiry: datetime) -> str:
-        """The URL of one blob of the captures' container with an account-key SAS for it alone."""
+        """The URL of one blob of the captures' container with a SAS for it alone: signed with
+        the account key, or for an Entra ID account with a user delegation key."""
         client = self.client()
+        if self.credential:
+            signing = {"user_delegation_key": self._user_delegation_key(expiry)}
+        else:
+            signing = {"account_key": client.credential.account_key}
         token = generate_blob_sas(client.account_name, BLOB_CONTAINER, blob_name,  # type: ignore[arg-type]
-                                  account_key=client.credential.account_key, permission=permission, expiry=expiry)
+                                  permission=permission, expiry=expiry, **signing)
         return f"{client.get_blob_client(BLOB_CONTAINER, blob_name).url}?{token}"
+
+    def _user_delegation_key(self, covering: datetime) -> UserDelegationKey:
+        """A user delegation key valid until `covering` (a SAS cannot outlive its key): one key
+        for as long as it lasts (Azure allows seven days), so one call signs many captures."""
+        with self._lock:
+            if self._delegation_key is None or self._delegation_key[1] < covering:
+                now = datetime.now(timezone.utc)
+                expiry = now + DELEGATION_KEY_LIFETIME
+                self._delegation_key = (self.client().get_user_delegation_key(now - CLOCK_SKEW, expiry), expiry)
+            return self._delegation_key[0]
 
 
 class StorageAccounts(BaseModel):

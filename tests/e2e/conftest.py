@@ -1,18 +1,23 @@
+from __future__ import annotations
+
 import base64
 import json
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import trustme
 
 from cli.arm_client import ArmClient
 from lab.azurite import ACCOUNT, ACCOUNT_KEY, STORAGE_ID, Azurite
 from lab.stack import Stack
 from lab.vms import LabVm, create_vms, remove_vms
 from tests.e2e.notify_sink import NotifySink
+from tests.entra_server import IdentityEndpoint, identity_endpoint
 
 
 @dataclass
@@ -23,6 +28,29 @@ class Lab:
     vm2: LabVm
     azurite: Azurite
     sink: NotifySink
+    entra: EntraStorage
+
+
+@dataclass
+class EntraStorage:
+    """A second account, HTTPS and Entra ID only (Azurite `--oauth basic`), reached with the
+    API's managed identity (a local identity endpoint); `ca` signs its certificate."""
+    azurite: Azurite
+    identity: IdentityEndpoint
+    ca: Path
+    storage_id: str = STORAGE_ID.replace(ACCOUNT, "keyless")
+
+
+def _entra_storage(workdir: Path, identity: IdentityEndpoint) -> EntraStorage:
+    authority = trustme.CA()
+    server = authority.issue_cert("127.0.0.1", "localhost")
+    cert, key, ca = workdir / "storage.pem", workdir / "storage.key", workdir / "storage-ca.pem"
+    server.cert_chain_pems[0].write_to_path(str(cert))
+    server.private_key_pem.write_to_path(str(key))
+    authority.cert_pem.write_to_path(str(ca))
+    azurite = Azurite(workdir / "entra", tls=(cert, key))
+    azurite.start()
+    return EntraStorage(azurite, identity, ca)
 
 
 FUNCTION_KEY = "e2e-function-key"
@@ -41,6 +69,8 @@ def lab(broker_url, tmp_path_factory) -> Iterator[Lab]:
                                         "defaultTemplate": {"timeLimitInSeconds": 120}}))
     azurite = Azurite(workdir)
     azurite.start()
+    identity = ExitStack()
+    entra = _entra_storage(workdir, identity.enter_context(identity_endpoint()))
     sink = NotifySink()
     hook = sink.start()
     storage_config = workdir / "storage.json"
@@ -50,6 +80,7 @@ def lab(broker_url, tmp_path_factory) -> Iterator[Lab]:
                     "retrySeconds": 5},
         "wrongkey": {"connectionString": azurite.connection_string.replace(ACCOUNT_KEY, WRONG_KEY),
                      "retrySeconds": 600},
+        "keyless": {"accountUrl": entra.azurite.account_url, "credential": "DefaultAzureCredential"},
     }}))
     notify_config = workdir / "notify.json"
     notify_config.write_text(json.dumps({"webhooks": [{"url": hook, "secret": NOTIFY_SECRET}],
@@ -59,16 +90,19 @@ def lab(broker_url, tmp_path_factory) -> Iterator[Lab]:
                   extra_env={"PACKETWATCH_ALERT_CONFIG": str(alert_config),
                              "PACKETWATCH_STORAGE_CONFIG": str(storage_config),
                              "PACKETWATCH_NOTIFY_CONFIG": str(notify_config),
-                             "PACKETWATCH_UPLOAD_RETRY_SECONDS": "120"})
+                             "PACKETWATCH_UPLOAD_RETRY_SECONDS": "120", "REQUESTS_CA_BUNDLE": str(entra.ca)},
+                  control_env=entra.identity.environment)
     try:
         stack.start_api()
         for vm in vms:
             stack.start_agent(vm)
-        yield Lab(stack, ArmClient(stack.api_url, stack.token), *vms, azurite, sink)
+        yield Lab(stack, ArmClient(stack.api_url, stack.token), *vms, azurite, sink, entra)
     finally:
         stack.stop_all()
         remove_vms(vms)
         azurite.stop()
+        entra.azurite.stop()
+        identity.close()
         sink.stop()
 
 

@@ -1,11 +1,13 @@
 """Completion pipeline on real parts: upload to Azurite at Network Watcher's path, verified;
 notifications; download; and the faults that must lose nothing."""
 
+import base64
 import hashlib
 import json
 import re
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -23,7 +25,7 @@ from lab.traffic import inbound, send
 from shared.registry import Registry
 from shared.resource_ids import CaptureId
 from shared.storage_layout import BLOB_CONTAINER, blob_path
-from tests.e2e.conftest import NOTIFY_SECRET, UNREACHABLE_STORAGE_ID, WRONG_KEY_STORAGE_ID
+from tests.e2e.conftest import NOTIFY_SECRET, UNREACHABLE_STORAGE_ID, WRONG_KEY_STORAGE_ID, tshark_records
 
 
 def _capture(lab, name: str) -> CaptureId:
@@ -252,3 +254,32 @@ def test_agents_hold_no_account_key_and_get_a_sas_for_their_one_blob_alone(lab):
         BlobClient.from_blob_url(elsewhere).upload_blob(b"x", overwrite=True)
     assert refused.value.status_code == 403, "the SAS cannot write any other blob"
     assert lab.client.delete(capture).status_code == 202
+
+
+def test_an_account_reached_through_entra_id_gets_user_delegation_sas_and_no_key_anywhere(lab, tmp_path):
+    from urllib.parse import parse_qs, quote, urlparse
+
+    capture, status = _run(lab, "keyless", 7350, 6, payload=64, storageId=lab.entra.storage_id)
+    assert status["packetCaptureStatus"] == "Stopped"
+    storage_path = _wait_for_storage_path(lab, capture)
+    assert storage_path.startswith(f"{lab.entra.azurite.account_url}/{BLOB_CONTAINER}/")
+    assert "https://storage.azure.com" in lab.entra.identity.resources, "the API asked its identity for a token"
+
+    where = lab.client.download_url(capture).json()
+    query = parse_qs(urlparse(where["url"]).query)
+    assert query["skoid"] == [lab.entra.identity.object_id] and query["sp"] == ["r"], "a user-delegation SAS"
+    trust = ssl.create_default_context(cafile=str(lab.entra.ca))
+    blob = httpx.get(where["url"], verify=trust)
+    assert blob.status_code == 200
+    assert hashlib.sha256(blob.content).hexdigest() == status["packetWatchSummary"]["sha256"]
+    saved = tmp_path / "keyless.cap"
+    saved.write_bytes(blob.content)
+    records = tshark_records(saved)
+    assert [(r[0], r[1], r[2], r[3], r[4]) for r in records] == \
+        [("UDP", str(lab.vm1.peer), str(lab.vm1.address), 7351, 7350)] * 6
+
+    forged = re.sub(r"sig=[^&]+", "sig=" + quote(base64.b64encode(bytes(32)).decode()), where["url"])
+    assert forged != where["url"]
+    assert httpx.get(forged, verify=trust).status_code == 403, "Azurite checks the delegation signature"
+    agent = lab.stack.processes[f"agent-{lab.vm1.netns}"]
+    assert b"IDENTITY_HEADER" not in Path(f"/proc/{agent.pid}/environ").read_bytes(), "the identity stays on the API"

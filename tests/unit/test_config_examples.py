@@ -2,6 +2,7 @@
 can write configuration from them: each loads without a warning, and together they cover
 every setting."""
 
+import json
 import logging
 import subprocess
 import sys
@@ -21,7 +22,7 @@ CONFIG = ROOT / "config"
 
 @pytest.mark.parametrize("name, load, filled", [
     ("access.yaml", load_access_config, lambda c: len(c.tokens) == 2),
-    ("storage.yaml", load_storage_accounts, lambda c: len(c.accounts) == 2),
+    ("storage.yaml", load_storage_accounts, lambda c: len(c.accounts) == 3 and c.accounts["keyless"].credential),
     ("alerts.yaml", lambda p: load_alert_config(p, "/var/captures", []), lambda c: c.rules and c.function_keys),
     ("notify.yaml", load_notify_config, lambda c: len(c.webhooks) == 1),
 ])
@@ -75,3 +76,20 @@ def test_the_api_warns_at_start_up_when_no_token_or_function_key_is_configured(c
         create_app(Settings(database_url=f"sqlite:///{tmp_path}/registry.db", access_config=None, alert_config=None,
                             function_keys=""))
     assert "no API token is configured" in caplog.text and "every alert will be refused" in caplog.text
+
+
+@pytest.mark.parametrize("account, message", [
+    ({"accountUrl": "https://a.blob.core.windows.net", "accountKey": "k", "credential": "DefaultAzureCredential"},
+     "give one of"),
+    ({"accountUrl": "https://a.blob.core.windows.net"}, "give one of"),
+    ({"accountUrl": "https://a.blob.core.windows.net", "credential": "ManagedIdentity"}, "accounts.a.credential"),
+    ({"connectionString": "AccountName=a;AccountKey=k", "managedIdentityClientId": "x"}, "managedIdentityClientId"),
+    ({"accountUrl": "https://a.blob.core.windows.net", "credential": "DefaultAzureCredential",
+      "retrySeconds": 8 * 86400}, "accounts.a.retrySeconds"),
+])
+def test_a_storage_account_configured_two_ways_or_none_is_refused_naming_it(caplog, tmp_path, account, message):
+    path = tmp_path / "storage.yaml"
+    path.write_text(json.dumps({"accounts": {"a": account}}))
+    with caplog.at_level(logging.WARNING):
+        assert load_storage_accounts(str(path)).accounts == {}
+    assert "storage.yaml" in caplog.text and message in caplog.text
