@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import trustme
 
 from cli.arm_client import ArmClient
 from lab.azurite import ACCOUNT, ACCOUNT_KEY, STORAGE_ID, Azurite
@@ -18,6 +17,7 @@ from lab.stack import Stack
 from lab.vms import LabVm, create_vms, remove_vms
 from tests.e2e.notify_sink import NotifySink
 from tests.entra_server import IdentityEndpoint, identity_endpoint
+from tests.tls import server_certificate
 
 
 @dataclass
@@ -42,12 +42,7 @@ class EntraStorage:
 
 
 def _entra_storage(workdir: Path, identity: IdentityEndpoint) -> EntraStorage:
-    authority = trustme.CA()
-    server = authority.issue_cert("127.0.0.1", "localhost")
-    cert, key, ca = workdir / "storage.pem", workdir / "storage.key", workdir / "storage-ca.pem"
-    server.cert_chain_pems[0].write_to_path(str(cert))
-    server.private_key_pem.write_to_path(str(key))
-    authority.cert_pem.write_to_path(str(ca))
+    cert, key, ca = server_certificate(workdir, "storage")
     azurite = Azurite(workdir / "entra", tls=(cert, key))
     azurite.start()
     return EntraStorage(azurite, identity, ca)

@@ -5,7 +5,6 @@ import ssl
 import time
 
 import pytest
-import trustme
 from azure.core.credentials import AccessToken
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network.models import (
@@ -13,6 +12,7 @@ from azure.mgmt.network.models import (
 )
 
 from lab.stack import free_port
+from tests.tls import server_certificate
 from lab.traffic import inbound, send
 
 
@@ -29,12 +29,7 @@ class StaticToken:
 @pytest.fixture(scope="module")
 def sdk(lab, tmp_path_factory):
     folder = tmp_path_factory.mktemp("tls")
-    authority = trustme.CA()
-    server = authority.issue_cert("127.0.0.1", "localhost")
-    cert, key, ca = folder / "server.pem", folder / "server.key", folder / "ca.pem"
-    server.cert_chain_pems[0].write_to_path(str(cert))
-    server.private_key_pem.write_to_path(str(key))
-    authority.cert_pem.write_to_path(str(ca))
+    cert, key, ca = server_certificate(folder, "server")
     url = lab.stack.start_server("api-tls", free_port(), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key),
                                  verify=ssl.create_default_context(cafile=str(ca)))
     client = NetworkManagementClient(StaticToken(lab.stack.token), lab.vm1.vm.subscription, base_url=url,
