@@ -36,6 +36,9 @@ User={user}
 Group={user}
 EnvironmentFile={env_file}
 ExecStart={executable} agent run --interface ${{PACKETWATCH_INTERFACE}}{vm_option} --capture-dir {capture_root}
+# `systemctl start` returns once the agent serves its probes (and fails if it never does);
+# its /readyz (broker reachable, interface present) is for monitoring: packetwatch probe URL.
+ExecStartPost={executable} probe http://127.0.0.1:9810/healthz --wait 60
 Restart=always
 RestartSec=2
 # SIGTERM ends running captures cleanly (stop reason AgentShutdown) before the agent exits.

@@ -22,7 +22,7 @@ class ArmClient:
         return f"{self.base_url}{path}?api-version={self.api_version}"
 
     def _call(self, method: str, path: str, **kwargs: object) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.token}"}
+        headers = {"Authorization": f"Bearer {self.token}", "X-PacketWatch-Client": "cli"}
         return httpx.request(method, self._url(path), headers=headers, timeout=10, **kwargs)  # type: ignore[arg-type]
 
     def create(self, capture: CaptureId, properties: dict) -> httpx.Response:

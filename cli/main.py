@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -14,8 +13,11 @@ from cli.packet_capture import CliError
 from shared.access import Role
 from shared.config import Settings
 from shared.errors import InvalidField, PacketWatchError
-from shared.logs import RedactSecrets
+from shared.logs import configure_logging
 from shared.resource_ids import VirtualMachineId
+
+
+AGENT_METRICS_PORT, CONTROL_METRICS_PORT, NOTIFY_METRICS_PORT = 9810, 9811, 9812
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -26,8 +28,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     Registry.from_url(settings.database_url).engine.dispose()  # refuses a registry that is behind, before serving
 
-    uvicorn.run("functions.api:create_app", factory=True, host=args.host, port=args.port, log_level="info",
-                ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, log_config=uvicorn_log_config())
+    uvicorn.run("functions.api:create_app", factory=True, host=args.host, port=args.port,
+                log_level=settings.log_level.lower(), ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
+                log_config=uvicorn_log_config(settings.log_format))
     return 0
 
 
@@ -35,14 +38,15 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
     from workers.control import run_control
 
     run_control(settings.broker_url, settings.database_url, settings.heartbeat_seconds,
-                settings.start_deadline_seconds)
+                settings.start_deadline_seconds, (settings.metrics_host, args.metrics_port))
     return 0
 
 
 def _notify(args: argparse.Namespace, settings: Settings) -> int:
     from workers.notifier import load_notify_config, run_notifier
 
-    run_notifier(settings.broker_url, load_notify_config(settings.notify_config))
+    run_notifier(settings.broker_url, load_notify_config(settings.notify_config),
+                 (settings.metrics_host, args.metrics_port))
     return 0
 
 
@@ -62,7 +66,7 @@ def _agent_run(args: argparse.Namespace, settings: Settings) -> int:
     config = AgentConfig(
         vm=vm, interface=args.interface, netns=args.netns,
         capture_dir=Path(args.capture_dir or settings.capture_root), broker_url=settings.broker_url,
-        heartbeat_seconds=settings.heartbeat_seconds,
+        heartbeat_seconds=settings.heartbeat_seconds, probes=(settings.metrics_host, args.metrics_port),
     )
     Agent(config).run(concurrency=args.concurrency)
     return 0
@@ -126,6 +130,24 @@ def _token_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _probe(args: argparse.Namespace, settings: Settings) -> int:
+    """For health checks (compose, systemd): 0 once URL answers 200, 1 if it has not by --wait."""
+    import time
+
+    deadline = time.monotonic() + args.wait
+    while True:
+        try:
+            answer = httpx.get(args.url, timeout=5)
+            if answer.status_code == 200 or time.monotonic() >= deadline:
+                print(answer.text.strip())
+                return 0 if answer.status_code == 200 else 1
+        except httpx.HTTPError as exc:
+            if time.monotonic() >= deadline:
+                print(f"packetwatch: {args.url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                return 1
+        time.sleep(0.5)
+
+
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     from cli.up import run_up
     from shared.config import state_dir
@@ -152,10 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
 
     control = commands.add_parser("control", help="control-plane worker").add_subparsers(dest="action", required=True)
-    control.add_parser("run", help="apply agents' status events to the registry").set_defaults(handler=_control)
+    control_run = control.add_parser("run", help="apply agents' status events to the registry")
+    control_run.set_defaults(handler=_control)
 
     notify = commands.add_parser("notify", help="notification worker").add_subparsers(dest="action", required=True)
-    notify.add_parser("run", help="deliver completion events to webhooks").set_defaults(handler=_notify)
+    notify_run = notify.add_parser("run", help="deliver completion events to webhooks")
+    notify_run.set_defaults(handler=_notify)
     notify.add_parser("secret", help="print a new Standard Webhooks signing secret (whsec_…) for a webhook") \
         .set_defaults(handler=_notify_secret)
 
@@ -167,6 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--capture-dir", help="folder that holds the VM's capture root (default: the capture root)")
     run.add_argument("--concurrency", type=int, default=8)
     run.set_defaults(handler=_agent_run)
+    for worker, port in ((run, AGENT_METRICS_PORT), (control_run, CONTROL_METRICS_PORT),
+                         (notify_run, NOTIFY_METRICS_PORT)):
+        worker.add_argument("--metrics-port", type=int, default=port,
+                            help=f"serve /metrics, /healthz and /readyz on this port of PACKETWATCH_METRICS_HOST "
+                                 f"(default {port}; 0: not at all)")
+
+    probe = commands.add_parser("probe", help="health check: exit 0 once URL answers 200 (e.g. "
+                                              f"http://127.0.0.1:{AGENT_METRICS_PORT}/readyz), 1 otherwise")
+    probe.add_argument("url")
+    probe.add_argument("--wait", type=float, default=0, help="keep asking for this many seconds (default: once)")
+    probe.set_defaults(handler=_probe)
     install = agent.add_parser("install", help="install this VM's agent as a hardened systemd service (as root)")
     install.add_argument("--vm", help="the VM's resource ID (default: asked of the Instance Metadata Service at "
                                       "each start)")
@@ -224,14 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactSecrets())
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("azure").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
     try:
-        return args.handler(args, Settings())
+        return args.handler(args, settings)
     except (InvalidField, CliError) as exc:
         print(f"packetwatch: {exc}", file=sys.stderr)
         return 2

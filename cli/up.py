@@ -33,6 +33,7 @@ from shared.resource_ids import VirtualMachineId
 LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 LOCAL_GROUP = "local"
 START_TIMEOUT = 60.0
+LAB_METRICS_PORTS = 9820  # the first lab VM's agent; the default ports of the others are the host agent's
 LOCAL_STORAGE_ID = (f"/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/{LOCAL_GROUP}/providers/"
                     f"Microsoft.Storage/storageAccounts/{ACCOUNT}")
 
@@ -107,9 +108,10 @@ class Up:
                    "--capture-dir", str(self.path("captures")))
         if self.lab_vms:
             self.vms = create_vms(self.lab_vms, LOCAL_SUBSCRIPTION, LOCAL_GROUP)
-            for vm in self.vms:
+            for number, vm in enumerate(self.vms):
                 self.spawn(f"agent-{vm.vm.name}", agent_env, "agent", "run", "--vm", vm.vm.arm_id, "--interface",
-                           vm.vm_if, "--netns", vm.netns, "--capture-dir", str(self.path("captures") / vm.vm.name))
+                           vm.vm_if, "--netns", vm.netns, "--capture-dir", str(self.path("captures") / vm.vm.name),
+                           "--metrics-port", str(LAB_METRICS_PORTS + number))
         self._wait_until_ready()
         if self.vms:
             self.traffic = Traffic(self.vms)
@@ -164,6 +166,8 @@ class Up:
             f"  agent:    {self.vm.arm_id} on {self.interface}",
             *[f"  lab VM:   {vm.vm.arm_id} ({vm.address}, an agent, traffic every second)" for vm in self.vms],
             f"  storage:  Azurite, account {ACCOUNT} ({LOCAL_STORAGE_ID})",
+            f"  metrics:  {self.api_url}/metrics (API), http://127.0.0.1:9810/metrics (agent), :9811 (control), "
+            ":9812 (notifier)" + (f", :{LAB_METRICS_PORTS}… (lab agents)" if self.vms else ""),
             "  try:      " + shlex.join(command),
             "Ctrl-C stops everything.",
         ])

@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from functions.alert_service import AlertService
+from functions.metrics import ALERTS
 from functions.openapi_bodies import json_body
 from functions.request_limits import read_json
 from shared.alert_payloads import parse_alert
-from shared.errors import FunctionKeyRequired
+from shared.errors import FunctionKeyRequired, PacketWatchError
 
 MAX_BODY_BYTES = 256 * 1024
 HANDLERS = 4
@@ -37,8 +38,13 @@ def build_alert_router(service: AlertService) -> APIRouter:
                                                                     "or plain trigger alert payload"))
     async def alerts(request: Request, code: str | None = Query(default=None)) -> JSONResponse:
         if not key_is_valid(request.headers.get("x-functions-key") or code, service.config.function_keys):
+            ALERTS.labels("unknown", "refused").inc()
             raise FunctionKeyRequired("a valid function key is required (?code= or x-functions-key)")
-        notices = parse_alert(await read_json(request, MAX_BODY_BYTES))
+        try:
+            notices = parse_alert(await read_json(request, MAX_BODY_BYTES))
+        except PacketWatchError:
+            ALERTS.labels("unknown", "refused").inc()
+            raise
         async with handling:
             outcome = await run_in_threadpool(service.handle, notices)
         return JSONResponse(outcome.to_json(), status_code=202 if outcome.started else 200)

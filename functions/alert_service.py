@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pydantic import ValidationError
 
 from functions.capture_service import ACTIVE, CaptureService
+from functions.metrics import ALERTS
 from shared.alert_config import AlertConfig, AlertRule, CaptureTemplate
 from shared.alert_payloads import AlertNotice
 from shared.arm import PacketCaptureParameters, PacketCaptureStorageLocation
@@ -46,6 +47,11 @@ class AlertOutcome:
         if self.stopped:
             return "alert resolved: stopped the capture it had started"
         return "; ".join(entry["reason"] for entry in self.skipped) or "the payload held no alerts"
+
+    def counts(self) -> dict[str, int]:
+        """How many of each outcome, as the alert metrics name them."""
+        return {"started": len(self.started), "deduplicated": len(self.already_running),
+                "stopped": len(self.stopped), "skipped": len(self.skipped)}
 
     def to_json(self) -> dict:
         return {"reason": self.reason(), "started": self.started, "alreadyRunning": self.already_running,
@@ -101,13 +107,21 @@ class AlertService:
     def handle(self, notices: list[AlertNotice]) -> AlertOutcome:
         outcome = AlertOutcome()
         for notice in notices:
-            rule = self.config.rule_for(notice)
-            template = self.template(notice, rule)
-            for vm in self.vms(notice, outcome):
-                if notice.firing:
-                    self._fire(notice, rule, template, vm, outcome)
-                else:
-                    self._resolve(notice, rule, vm, outcome)
+            before = outcome.counts()
+            try:
+                rule = self.config.rule_for(notice)
+                template = self.template(notice, rule)
+                for vm in self.vms(notice, outcome):
+                    if notice.firing:
+                        self._fire(notice, rule, template, vm, outcome)
+                    else:
+                        self._resolve(notice, rule, vm, outcome)
+            except InvalidField:
+                ALERTS.labels(notice.source.value, "refused").inc()
+                raise
+            for kind, count in outcome.counts().items():
+                if count > before[kind]:
+                    ALERTS.labels(notice.source.value, kind).inc(count - before[kind])
         return outcome
 
     def _resolve(self, notice: AlertNotice, rule: AlertRule | None, vm: VirtualMachineId,
@@ -143,7 +157,7 @@ class AlertService:
         )
         # The capture, its request and the (VM, rule) claim are recorded in one transaction:
         # whoever finds the claim also finds the capture and its request.
-        created = self.captures.create(capture, parameters, claim)
+        created = self.captures.create(capture, parameters, claim, source="alert")
         if created.holder is not None:
             self._already_running(created.holder, notice, vm, outcome)
             return

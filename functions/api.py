@@ -19,6 +19,7 @@ from functions.capture_service import CaptureService
 from functions.dispatch import Dispatcher
 from functions.download_routes import build_download_router
 from functions.health_routes import build_health_router
+from functions.metrics import RegistryCollector, RequestMetrics, build_metrics_router
 from shared.access import load_access_config
 from shared.alert_config import load_alert_config
 from shared.config import Settings
@@ -55,6 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_download_router(registry, accounts, access))
 
     app.include_router(build_health_router(registry, settings.broker_url))
+    app.include_router(build_metrics_router(RegistryCollector(registry, settings.broker_url,
+                                                              settings.heartbeat_seconds)))
+    app.add_middleware(RequestMetrics)
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
 
     @app.get("/", include_in_schema=False)

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from functions.access import requirement
 from functions.capture_service import CaptureService
+from functions.metrics import CLIENT_HEADER, capture_source
 from functions.deps import ApiVersion, CapturePath, WatcherPath, api_version
 from functions.request_limits import read_json
 from functions.openapi_bodies import json_body
@@ -39,7 +40,8 @@ def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
                 openapi_extra=json_body(PacketCapture, "the packet capture to create"))
     async def create(capture: CapturePath, request: Request, version: ApiVersion) -> JSONResponse:
         resource = parse_body(await read_json(request, MAX_BODY_BYTES))
-        record = service.create(capture, resource.properties).record
+        source = capture_source(request.headers.get(CLIENT_HEADER))
+        record = service.create(capture, resource.properties, source=source).record
         headers = {"Azure-AsyncOperation": _operation_url(request, capture, "operations", version)}
         return JSONResponse(record.to_result().to_arm(), status_code=201, headers=headers)
 

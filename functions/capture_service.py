@@ -14,10 +14,12 @@ import logging
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from functions.dispatch import Dispatcher, capture_message, stop_message
-from shared.arm import PacketCaptureParameters, PacketCaptureQueryStatusResult, PcStatus, format_arm_time
 from azure.core.exceptions import AzureError
 from azure.storage.blob import BlobSasPermissions
+
+from functions.dispatch import Dispatcher, capture_message, stop_message
+from functions.metrics import CAPTURES_CREATED
+from shared.arm import PacketCaptureParameters, PacketCaptureQueryStatusResult, PcStatus, format_arm_time
 
 from shared.capture_spec import CaptureSpec, build_spec
 from shared.errors import AgentNotFound, BrokerUnavailable
@@ -76,7 +78,7 @@ class CaptureService:
             log.warning("cannot make the captures' container in a storage account yet: %s", str(exc).splitlines()[0])
 
     def create(self, capture: CaptureId, parameters: PacketCaptureParameters,
-               claim: AlertClaim | None = None) -> Created:
+               claim: AlertClaim | None = None, source: str = "api") -> Created:
         """Record and queue a capture. Raises InvalidField, AgentNotFound, CaptureConflict or
         BrokerUnavailable; `holder` is set instead when the alert claim is another capture's."""
         now = datetime.now(timezone.utc)
@@ -98,6 +100,10 @@ class CaptureService:
                     self.registry.release_alert_capture(claim.vm_key, claim.rule_key, capture)
             raise
         failpoint("capture.confirmed")
+        if created.created:
+            CAPTURES_CREATED.labels(source).inc()
+            log.info("capture %s created by %s for %s, run %s", capture.arm_id, source, spec.target.arm_id, run_id,
+                     extra={"capture_id": capture.arm_id, "run_id": run_id, "source": source})
         return created
 
     def send(self, pending: list[PendingMessage]) -> None:
@@ -119,6 +125,8 @@ class CaptureService:
         now = datetime.now(timezone.utc)
         message = stop_message(record.capture, record.run_id, VirtualMachineId.parse(record.parameters.target), now)
         self.send(self.registry.request_stop(record, message, now))
+        log.info("capture %s stop requested, run %s", record.capture.arm_id, record.run_id,
+                 extra={"capture_id": record.capture.arm_id, "run_id": record.run_id})
 
     def query_status(self, record: CaptureRecord) -> PacketCaptureQueryStatusResult:
         """ARM's status; for a capture no agent has started, also what it waits for and until when."""

@@ -78,6 +78,7 @@ class Stack:
     # For the API, control worker and notifier only (an identity, say), never for agents.
     control_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # process name -> its /metrics port
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     def __post_init__(self) -> None:
@@ -92,7 +93,7 @@ class Stack:
     def env(self) -> dict[str, str]:
         return {**os.environ, "PACKETWATCH_BROKER_URL": self.broker_url,
                 "PACKETWATCH_DATABASE_URL": self.database_url, "PACKETWATCH_CAPTURE_ROOT": self.capture_root,
-                "PACKETWATCH_HEARTBEAT_SECONDS": "2",
+                "PACKETWATCH_HEARTBEAT_SECONDS": "2", "PACKETWATCH_LOG_FORMAT": "json",
                 "PACKETWATCH_ACCESS_CONFIG": str(self.workdir / "access.json"), **self.extra_env}
 
     def spawn(self, name: str, *args: str, env: dict[str, str | None] | None = None) -> subprocess.Popen:
@@ -109,8 +110,8 @@ class Stack:
         return self.workdir / "vms" / vm.netns
 
     def start_api(self) -> None:
-        self.spawn("control", "control", "run", env=self.control_env)
-        self.spawn("notify", "notify", "run", env=self.control_env)
+        self.spawn("control", "control", "run", *self._metrics_port("control"), env=self.control_env)
+        self.spawn("notify", "notify", "run", *self._metrics_port("notify"), env=self.control_env)
         self.start_server("api", self.port)
 
     def start_server(self, name: str, port: int, *serve_options: str, verify: ssl.SSLContext | None = None,
@@ -131,8 +132,16 @@ class Stack:
         """An agent as on a real VM: no database, no storage account keys."""
         self.spawn(f"agent-{vm.netns}", "agent", "run", "--vm", vm.vm.arm_id, "--interface", vm.vm_if,
                    "--netns", vm.netns, "--capture-dir", str(self.capture_dir(vm)),
+                   *self._metrics_port(f"agent-{vm.netns}"),
                    env=dict.fromkeys(CONTROL_SIDE_ONLY))
         self.wait_for_consumer(agent_queue_name(vm.vm))
+
+    def _metrics_port(self, name: str) -> tuple[str, str]:
+        self.metrics_ports[name] = free_port()
+        return "--metrics-port", str(self.metrics_ports[name])
+
+    def metrics_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.metrics_ports[name]}"
 
     def wait_for_consumer(self, queue: str) -> None:
         wait_for_consumer(self.broker_url, queue)

@@ -4,6 +4,7 @@ for durability (quorum queues, persistent messages, publisher confirms, late ack
 from __future__ import annotations
 
 import hashlib
+import logging
 
 from celery import Celery
 from kombu import Queue
@@ -13,6 +14,7 @@ from shared.resource_ids import VirtualMachineId
 CONTROL_QUEUE = "packetwatch.control"
 NOTIFY_QUEUE = "packetwatch.notify"
 QUEUE_ARGUMENTS = {"x-queue-type": "quorum"}
+log = logging.getLogger("packetwatch.broker")
 
 
 def agent_queue_name(vm: VirtualMachineId) -> str:
@@ -45,8 +47,22 @@ def make_celery(name: str, broker_url: str) -> Celery:
         broker_transport_options={"confirm_publish": True},
         task_publish_retry=True,
         task_publish_retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+        # Task events, so Flower and `celery events` see every task of agents and workers.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
     )
     return app
+
+
+def run_worker(app: Celery, queue: str, hostname: str, concurrency: int) -> None:
+    """Consume one queue on threads until shut down, as every PacketWatch worker does. Celery's
+    banner is left out (every line goes through logging, so JSON logs stay JSON)."""
+    log.info("worker %s consuming %s (%d threads, task events on)", hostname, queue, concurrency)
+    app.worker_main([
+        "--quiet", "worker", "--pool", "threads", "--concurrency", str(concurrency), "--queues", queue,
+        "--hostname", hostname, "--without-gossip", "--without-mingle", "--task-events",
+        "--loglevel", logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+    ])
 
 
 def publish(app: Celery, task: str, payload: dict, queue: str) -> None:

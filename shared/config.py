@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,12 @@ class Settings(BaseSettings):
     function_keys: str = ""
     # Azure's Instance Metadata Service, where an agent started without --vm learns its VM.
     imds_url: str = "http://169.254.169.254"
+    # text (for people) or json (one object per line, for a log pipeline).
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    # Where agents, the control worker and the notifier serve /metrics, /healthz and /readyz
+    # (each on its own --metrics-port); 0.0.0.0 when Prometheus scrapes from elsewhere.
+    metrics_host: str = "127.0.0.1"
 
     @property
     def function_key_list(self) -> list[str]:

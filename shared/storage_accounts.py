@@ -38,8 +38,9 @@ from shared.config_files import load_model
 from shared.errors import InvalidField
 from shared.storage_layout import BLOB_CONTAINER
 
-# The API waits on storage for seconds, not for the SDK's default minutes of retries.
-CLIENT_OPTIONS = {"retry_total": 1, "connection_timeout": 3, "read_timeout": 10}
+# The API waits on storage for seconds, never for the SDK's retries (its first backoff is 15 s):
+# a container it cannot make now is made later, and the capture's upload waits for it.
+CLIENT_OPTIONS = {"retry_total": 0, "connection_timeout": 3, "read_timeout": 10}
 DELEGATION_KEY_LIFETIME = timedelta(days=7) - timedelta(minutes=5)
 CLOCK_SKEW = timedelta(minutes=5)
 

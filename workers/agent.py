@@ -21,17 +21,19 @@ from celery.signals import worker_shutting_down
 
 from shared.arm import CaptureSummary, PcError, PcStatus, StopReason
 from shared.bpf import compile_filters
-from shared.broker import CONTROL_QUEUE, agent_queue_name, durable_queue, make_celery, publish
+from shared.broker import CONTROL_QUEUE, agent_queue_name, durable_queue, make_celery, publish, run_worker
 from shared.errors import InvalidField
 from shared.filter_values import AddressSet
 from shared.filters import parse_filters
 from shared.messages import (
     CaptureRequest, Heartbeat, StatusEvent, StopRequest, TaskName, UploadRequest, UploadResult,
 )
+from shared.probes import broker_state, serve_probes
 from shared.resource_ids import VirtualMachineId
 from shared.retry import backoff
 from shared.version import VERSION
-from workers.capture_engine import CaptureOpenError, LiveCapture, interface_addresses
+from workers import agent_metrics as metrics
+from workers.capture_engine import CaptureOpenError, LiveCapture, interface_addresses, interface_state
 from workers.capture_session import SessionLimits, SessionOutcome, StopSignal, run_session
 from workers.journal import Journal
 from workers.local_paths import CapturePathRefused, create_capture_file
@@ -54,6 +56,7 @@ class AgentConfig:
     capture_dir: Path
     broker_url: str
     heartbeat_seconds: float = 10.0
+    probes: tuple[str, int] = ("127.0.0.1", 0)  # where /metrics, /healthz and /readyz are served; port 0: not
 
 
 def _now() -> datetime:
@@ -79,6 +82,8 @@ class Agent:
         self.stopped_early: set[str] = set()
         self.closing = threading.Event()
         self._register_tasks(self.app)
+        metrics.AGENT.labels(config.vm.arm_id, config.interface, VERSION).set(1)
+        metrics.RUNNING.set_function(lambda: len(self.running))
 
     # -- messages out -------------------------------------------------------------------
     def _publish_until_sent(self, task: TaskName, payload: dict, queue: str) -> None:
@@ -88,7 +93,26 @@ class Agent:
                 what=f"{task.value} for {payload.get('capture_id')}")(publish, self.app, task.value, payload, queue)
 
     def report(self, event: StatusEvent) -> None:
+        if event.status in (PcStatus.STOPPED, PcStatus.ERROR):
+            self._log_end(event)
         self._publish_until_sent(TaskName.STATUS, event.model_dump(mode="json"), CONTROL_QUEUE)
+
+    @staticmethod
+    def _log_end(event: StatusEvent) -> None:
+        """One line and the metrics for each capture that ends, however it ends."""
+        reason = event.stop_reason or ",".join(error.value for error in event.errors)
+        summary = event.summary or CaptureSummary()
+        metrics.ENDED.labels(event.status.value, reason).inc()
+        metrics.PACKETS.inc(summary.packets or 0)
+        metrics.BYTES.inc(summary.bytes or 0)
+        metrics.DROPS.inc(summary.kernel_drops or 0)
+        where = {"capture_id": event.capture_id, "run_id": event.run_id}
+        figures = f"{summary.packets or 0} packets, {summary.bytes or 0} bytes, {summary.kernel_drops or 0} dropped"
+        if event.status is PcStatus.STOPPED:
+            log.info("capture %s stopped (%s): %s", event.capture_id, reason, figures, extra=where)
+        else:
+            log.error("capture %s failed (%s): %s; %s", event.capture_id, reason, event.error_message, figures,
+                      extra=where)
 
     def heartbeat(self) -> None:
         with self.lock:
@@ -206,7 +230,12 @@ class Agent:
             raise
 
         def on_running(started: datetime) -> None:
-            log.info("capture %s run %s started on %s", request.capture_id, request.run_id, self.config.interface)
+            metrics.STARTED.inc()
+            log.info("capture %s run %s started on %s: filters %s; limits %d bytes per packet, %d bytes, %d s",
+                     request.capture_id, request.run_id, self.config.interface,
+                     [f.model_dump(by_alias=True, exclude_none=True) for f in params.filters] or "none", params.bytes_to_capture_per_packet,
+                     params.total_bytes_per_session, params.seconds_limit,
+                     extra={"capture_id": request.capture_id, "run_id": request.run_id})
             self.report(_event(request, PcStatus.RUNNING, capture_start_time=started))
 
         outcome = run_session(source, sink, limits, signal, on_running)
@@ -214,7 +243,6 @@ class Agent:
         if outcome.write_error is not None:
             kept = f"{outcome.path} holds the {outcome.packets} packets written until then" if outcome.file_bytes \
                 else "no file was kept"
-            log.error("capture %s: %s", request.capture_id, outcome.write_error)
             self.report(_event(request, PcStatus.ERROR, capture_start_time=outcome.started,
                                errors=[PcError.LOCAL_FILE_FAILED], summary=summary,
                                error_message=f"{outcome.write_error}; {kept}"))
@@ -225,8 +253,6 @@ class Agent:
                                    sha256=summary.sha256 or "")
             self._publish_until_sent(TaskName.UPLOAD, upload.model_dump(mode="json"), self.queue)
         reason = outcome.stop_reason.value if outcome.stop_reason else None
-        log.info("capture %s stopped (%s): %d packets, %d bytes", request.capture_id, reason, outcome.packets,
-                 outcome.file_bytes)
         self.report(_event(request, PcStatus.STOPPED, capture_start_time=outcome.started, stop_reason=reason,
                            summary=summary))
 
@@ -264,13 +290,21 @@ class Agent:
     # -- upload (a task of its own, so it survives an agent restart) ----------------------
     def upload(self, request: UploadRequest) -> None:
         path = Path(request.local_path)
+        where = {"capture_id": request.capture_id, "run_id": request.run_id}
         try:
-            url = upload_capture(request)
+            with metrics.UPLOAD_SECONDS.time():
+                url = upload_capture(request)
         except UploadFailed as exc:
+            metrics.UPLOADS.labels("failed").inc()
+            log.error("capture %s: upload failed, %s kept: %s", request.capture_id, path, exc, extra=where)
             result = UploadResult(capture_id=request.capture_id, run_id=request.run_id, error_message=str(exc),
                                   local_path=str(path))
             self._publish_until_sent(TaskName.UPLOADED, result.model_dump(mode="json"), CONTROL_QUEUE)
             return
+        size = path.stat().st_size
+        metrics.UPLOADS.labels("stored").inc()
+        metrics.UPLOADED_BYTES.inc(size)
+        log.info("capture %s: %d bytes stored at %s", request.capture_id, size, url, extra=where)
         result = UploadResult(capture_id=request.capture_id, run_id=request.run_id, storage_path=url,
                               local_path=str(path))
         self._publish_until_sent(TaskName.UPLOADED, result.model_dump(mode="json"), CONTROL_QUEUE)
@@ -307,8 +341,10 @@ class Agent:
         except Exception:
             log.warning("first heartbeat not sent", exc_info=True)
         beat.start()
-        self.app.worker_main([
-            "worker", "--pool", "threads", "--concurrency", str(concurrency), "--queues", self.queue,
-            "--hostname", f"{self.queue}@{socket.gethostname()}",
-            "--without-gossip", "--without-mingle", "--loglevel", "INFO",
-        ])
+        serve_probes(*self.config.probes, self.readiness)
+        run_worker(self.app, self.queue, f"{self.queue}@{socket.gethostname()}", concurrency)
+
+    def readiness(self) -> dict[str, str]:
+        """Ready when the broker answers and the interface it captures on exists."""
+        return {"broker": broker_state(self.config.broker_url),
+                "interface": interface_state(self.config.interface, self.config.netns)}

@@ -42,6 +42,16 @@ def _sockaddr_ip(sa: libpcap.SockAddr) -> ipaddress.IPv4Address | ipaddress.IPv6
     return None
 
 
+def interface_state(interface: str, netns: str | None = None) -> str:
+    """"ok" when `interface` exists (in `netns`), else why not, for readiness probes."""
+    try:
+        with inside(netns):
+            socket.if_nametoindex(interface)
+        return "ok"
+    except OSError as exc:
+        return f"down: interface {interface!r} {'in ' + netns + ' ' if netns else ''}not found ({exc.strerror or exc})"
+
+
 def interface_addresses(interface: str, netns: str | None = None) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     """The IPv4 and IPv6 addresses of `interface` (in `netns`), as libpcap lists them."""
     pcap = libpcap.lib()

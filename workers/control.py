@@ -14,16 +14,29 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from celery import Celery
+from prometheus_client import Counter, Histogram
 
 from shared.arm import PcError, PcStatus, format_arm_time
-from shared.broker import CONTROL_QUEUE, NOTIFY_QUEUE, durable_queue, make_celery, publish
+from shared.broker import CONTROL_QUEUE, NOTIFY_QUEUE, durable_queue, make_celery, publish, run_worker
 from shared.messages import SILENT_HEARTBEATS, Heartbeat, Notification, StatusEvent, TaskName, UploadResult
+from shared.probes import broker_state, database_state, serve_probes
 from shared.registry import CaptureRecord, Registry
 from shared.resource_ids import CaptureId
 
 log = logging.getLogger("packetwatch.control")
 COMPLETED = "com.packetwatch.capture.completed"
 FAILED = "com.packetwatch.capture.failed"
+MESSAGES = Counter("packetwatch_control_messages_total", "Messages the control worker took, by task", ["task"])
+LAG = Histogram("packetwatch_control_lag_seconds", "From an agent's report to the control worker applying it",
+                buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+CAPTURE_EVENTS = Counter("packetwatch_capture_events_total", "Capture status changes applied, fleet-wide, by "
+                         "status and reason (stop reason or error)", ["status", "reason"])
+UPLOADS = Counter("packetwatch_uploads_total", "Upload results reported by agents, fleet-wide (stored, failed)",
+                  ["result"])
+RELAYED = Counter("packetwatch_outbox_relayed_total", "Requests the control worker sent for an API process that "
+                  "recorded them but never saw them confirmed")
+EXPIRED = Counter("packetwatch_captures_expired_total", "Captures ended as AgentStopped by the control worker, by "
+                  "why (agent_silent, start_deadline)", ["why"])
 
 
 def notification(record: CaptureRecord, kind: str) -> Notification:
@@ -63,9 +76,18 @@ class Control:
         publish(self.app, TaskName.NOTIFY.value, notification(record, kind).model_dump(mode="json"), NOTIFY_QUEUE)
 
     def status(self, event: StatusEvent) -> None:
+        LAG.observe(max(0.0, (datetime.now(timezone.utc) - event.reported_at).total_seconds()))
         applied = self.registry.apply(event)
-        log.info("status %s %s %s", event.capture_id, event.status.value, "applied" if applied else "ignored")
-        if applied and event.status in (PcStatus.STOPPED, PcStatus.ERROR):
+        reason = event.stop_reason or ",".join(error.value for error in event.errors) or ""
+        where = {"capture_id": event.capture_id, "run_id": event.run_id}
+        if not applied:
+            log.debug("capture %s: %s from run %s ignored (stale)", event.capture_id, event.status.value,
+                      event.run_id, extra=where)
+            return
+        CAPTURE_EVENTS.labels(event.status.value, reason).inc()
+        log.info("capture %s is %s%s", event.capture_id, event.status.value, f" ({reason})" if reason else "",
+                 extra=where)
+        if event.status in (PcStatus.STOPPED, PcStatus.ERROR):
             self.notify(event.capture_id, COMPLETED if event.status is PcStatus.STOPPED else FAILED)
 
     def sweep(self, silent_after: timedelta) -> None:
@@ -82,7 +104,9 @@ class Control:
                                     error_message=f"the agent of {record.parameters.target} has been silent "
                                                   f"since {seen.isoformat()}")
                 if self.registry.apply(event):
-                    log.warning("capture %s: agent silent, marked AgentStopped", record.capture.arm_id)
+                    EXPIRED.labels("agent_silent").inc()
+                    log.warning("capture %s: agent silent, marked AgentStopped", record.capture.arm_id,
+                                extra={"capture_id": record.capture.arm_id, "run_id": record.run_id})
                     self.notify(record.capture.arm_id, FAILED)
 
     def expire_unstarted(self, start_deadline: timedelta) -> None:
@@ -103,7 +127,9 @@ class Control:
                                               f"{start_deadline.total_seconds():.0f} s; {seen}")
             if self.registry.apply(event):
                 self.registry.cancel_request(record)
-                log.warning("capture %s: not started by its deadline, marked AgentStopped", record.capture.arm_id)
+                EXPIRED.labels("start_deadline").inc()
+                log.warning("capture %s: not started by its deadline, marked AgentStopped", record.capture.arm_id,
+                            extra={"capture_id": record.capture.arm_id, "run_id": record.run_id})
                 self.notify(record.capture.arm_id, FAILED)
 
     def relay(self) -> int:
@@ -113,11 +139,13 @@ class Control:
         for pending in self.registry.take_abandoned():
             publish(self.app, pending.message.task.value, pending.message.payload, pending.message.queue)
             self.registry.message_sent(pending)
+            RELAYED.inc()
             log.info("relayed %s for %s", pending.message.task.value, pending.capture_key)
             sent += 1
         return sent
 
     def uploaded(self, result: UploadResult) -> None:
+        UPLOADS.labels("stored" if result.storage_path else "failed").inc()
         if self.registry.apply_upload(result):
             self.notify(result.capture_id, COMPLETED if result.storage_path else FAILED)
 
@@ -129,19 +157,27 @@ def build_control_app(broker_url: str, registry: Registry, heartbeat_seconds: fl
 
     @app.task(name=TaskName.TICK.value)
     def tick(payload: dict) -> None:
+        MESSAGES.labels(TaskName.TICK.value).inc()
         control.tick(datetime.now(timezone.utc))
 
     @app.task(name=TaskName.STATUS.value)
     def status(payload: dict) -> None:
+        MESSAGES.labels(TaskName.STATUS.value).inc()
         control.status(StatusEvent.model_validate(payload))
 
     @app.task(name=TaskName.UPLOADED.value)
     def uploaded(payload: dict) -> None:
+        MESSAGES.labels(TaskName.UPLOADED.value).inc()
         control.uploaded(UploadResult.model_validate(payload))
 
     @app.task(name=TaskName.HEARTBEAT.value)
     def heartbeat(payload: dict) -> None:
-        registry.record_heartbeat(Heartbeat.model_validate(payload), datetime.now(timezone.utc))
+        MESSAGES.labels(TaskName.HEARTBEAT.value).inc()
+        beat = Heartbeat.model_validate(payload)
+        now = datetime.now(timezone.utc)
+        LAG.observe(max(0.0, (now - beat.reported_at).total_seconds()))
+        registry.record_heartbeat(beat, now)
+        log.debug("heartbeat from %s (%d running)", beat.vm_id, len(beat.running))
 
     return app, control
 
@@ -160,12 +196,11 @@ def _sweep_forever(control: Control, heartbeat_seconds: float, start_deadline: t
 
 
 def run_control(broker_url: str, database_url: str, heartbeat_seconds: float, start_deadline_seconds: float,
-                concurrency: int = 2) -> None:
-    app, control = build_control_app(broker_url, Registry.from_url(database_url), heartbeat_seconds)
+                probes: tuple[str, int], concurrency: int = 2) -> None:
+    """Apply agents' news until shut down, serving /metrics, /healthz, /readyz on `probes` (host, port)."""
+    registry = Registry.from_url(database_url)
+    app, control = build_control_app(broker_url, registry, heartbeat_seconds)
+    serve_probes(*probes, lambda: {"database": database_state(registry.engine), "broker": broker_state(broker_url)})
     threading.Thread(target=_sweep_forever, name="sweep", daemon=True,
                      args=(control, heartbeat_seconds, timedelta(seconds=start_deadline_seconds))).start()
-    app.worker_main([
-        "worker", "--pool", "threads", "--concurrency", str(concurrency), "--queues", CONTROL_QUEUE,
-        "--hostname", f"control@{socket.gethostname()}", "--without-gossip", "--without-mingle",
-        "--loglevel", "INFO",
-    ])
+    run_worker(app, CONTROL_QUEUE, f"control@{socket.gethostname()}", concurrency)

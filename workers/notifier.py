@@ -20,17 +20,25 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 import httpx
+from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from standardwebhooks import Webhook as Signer
 
-from shared.broker import NOTIFY_QUEUE, durable_queue, make_celery
+from shared.broker import NOTIFY_QUEUE, durable_queue, make_celery, run_worker
 from shared.config_files import load_model
 from shared.messages import Notification, TaskName
+from shared.probes import broker_state, serve_probes
 from shared.retry import backoff
 
 log = logging.getLogger("packetwatch.notify")
 SOURCE = "/packetwatch"
 SECRET_PREFIX = "whsec_"
+DELIVERIES = Counter("packetwatch_notifications_total", "Events handed to a webhook, by result (delivered, "
+                     "failed: retries spent or refused)", ["result"])
+FAILED_ATTEMPTS = Counter("packetwatch_notification_failed_attempts_total", "POSTs a webhook did not take "
+                          "(each retry counts)")
+DELIVERY_SECONDS = Histogram("packetwatch_notification_duration_seconds", "Time to deliver one event to one "
+                             "webhook, retries included", buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
 
 
 class Webhook(BaseModel):
@@ -111,25 +119,36 @@ def deliver(event: Notification, webhook: Webhook, config: NotifyConfig,
         try:
             answer = httpx.post(webhook.url, content=body, headers=headers, timeout=config.timeout_seconds)
         except httpx.HTTPError as exc:
+            FAILED_ATTEMPTS.inc()
             raise Undelivered(type(exc).__name__, transient=True) from None
         if not answer.is_success:
+            FAILED_ATTEMPTS.inc()
             code = answer.status_code
             raise Undelivered(f"HTTP {code}", transient=code >= 500 or code in (408, 429))
 
     retrying = backoff(first=config.first_delay_seconds, maximum=config.max_delay_seconds, attempts=config.attempts,
                        transient=lambda exc: isinstance(exc, Undelivered) and exc.transient, log=log,
                        what=f"event {event.id} to {webhook.url}", sleep=sleep)
+    where = {"capture_id": event.subject, "event_id": event.id}
     try:
-        retrying(attempt)
-        return True
+        with DELIVERY_SECONDS.time():
+            retrying(attempt)
     except Undelivered as exc:
-        log.error("%s did not take event %s: %s", webhook.url, event.id, exc)
+        DELIVERIES.labels("failed").inc()
+        log.error("capture %s: %s did not take event %s (%s): %s", event.subject, webhook.url, event.id, event.type,
+                  exc, extra=where)
         return False
+    DELIVERIES.labels("delivered").inc()
+    log.info("capture %s: event %s (%s) delivered to %s", event.subject, event.id, event.type, webhook.url,
+             extra=where)
+    return True
 
 
-def run_notifier(broker_url: str, config: NotifyConfig, concurrency: int = 4) -> None:
+def run_notifier(broker_url: str, config: NotifyConfig, probes: tuple[str, int], concurrency: int = 4) -> None:
+    """Deliver events until shut down, serving /metrics, /healthz, /readyz on `probes` (host, port)."""
     app = make_celery("packetwatch-notify", broker_url)
     app.conf.task_queues = [durable_queue(NOTIFY_QUEUE)]
+    serve_probes(*probes, lambda: {"broker": broker_state(broker_url)})
 
     @app.task(name=TaskName.NOTIFY.value)
     def notify(payload: dict) -> None:
@@ -137,7 +156,4 @@ def run_notifier(broker_url: str, config: NotifyConfig, concurrency: int = 4) ->
         for webhook in config.webhooks:
             deliver(event, webhook, config)
 
-    app.worker_main([
-        "worker", "--pool", "threads", "--concurrency", str(concurrency), "--queues", NOTIFY_QUEUE,
-        "--hostname", f"notify@{socket.gethostname()}", "--without-gossip", "--without-mingle", "--loglevel", "INFO",
-    ])
+    run_worker(app, NOTIFY_QUEUE, f"notify@{socket.gethostname()}", concurrency)

@@ -12,7 +12,8 @@ function watcherPath() {
 async function call(method, path, body) {
   const separator = path.includes("?") ? "&" : "?";
   const response = await fetch(`${path}${separator}api-version=${API_VERSION}`, {
-    method, headers: { "Authorization": `Bearer ${state.token}`, "Content-Type": "application/json" },
+    method, headers: { "Authorization": `Bearer ${state.token}`, "Content-Type": "application/json",
+                       "X-PacketWatch-Client": "console" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();

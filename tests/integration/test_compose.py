@@ -132,6 +132,14 @@ def test_every_service_built_here_starts_with_its_compose_environment_on_local_a
             for queue in (CONTROL_QUEUE, NOTIFY_QUEUE, agent_queue_name(vm)):
                 wait_for_consumer(broker_url, queue)  # TimeoutError: see the logs in tmp_path
             assert all(p.poll() is None for p in processes.values())
+            for name, service in services.items():
+                check = service["healthcheck"]["test"]
+                assert check[:3] == ["CMD", "packetwatch", "probe"], name
+                url = check[3].replace(":8080/", f":{port}/")
+                probe = subprocess.run([sys.executable, "-m", "cli.main", "probe", url, "--wait", "30"],
+                                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+                assert probe.returncode == 0, (name, probe.stdout, probe.stderr)
+                assert json.loads(probe.stdout)["status"] == "ready", name
         finally:
             for process in processes.values():
                 process.terminate()
