@@ -9,6 +9,7 @@ import logging
 from celery import Celery
 from kombu import Queue
 
+from shared.logs import stdout_into_log
 from shared.resource_ids import VirtualMachineId
 
 CONTROL_QUEUE = "packetwatch.control"
@@ -58,6 +59,7 @@ def run_worker(app: Celery, queue: str, hostname: str, concurrency: int) -> None
     """Consume one queue on threads until shut down, as every PacketWatch worker does. Celery's
     banner is left out (every line goes through logging, so JSON logs stay JSON)."""
     log.info("worker %s consuming %s (%d threads, task events on)", hostname, queue, concurrency)
+    stdout_into_log()
     app.worker_main([
         "--quiet", "worker", "--pool", "threads", "--concurrency", str(concurrency), "--queues", queue,
         "--hostname", hostname, "--without-gossip", "--without-mingle", "--task-events",

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import re
 import sys
+import threading
 from typing import Any, Literal
 
 SECRET_QUERY = re.compile(r"([?&](?:code|sig|token|access_token|api_key|key|secret)=)[^&\s\"']*", re.IGNORECASE)
@@ -56,6 +58,28 @@ def configure_logging(kind: LogFormat = "text", level: str = "INFO") -> None:
     logging.captureWarnings(True)  # Python's warnings (Celery's about root, say) become log lines too
     for name, quiet in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(quiet)
+
+
+def stdout_into_log(name: str = "stdout") -> None:
+    """With JSON logs, what a library prints on this process's standard output (Celery's
+    shutdown notices) becomes log lines too, so a log pipeline reads nothing but JSON. Only
+    for workers: commands print their answers on standard output."""
+    from pythonjsonlogger.json import JsonFormatter
+
+    if not any(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger().handlers):
+        return
+    read, write = os.pipe()
+    os.dup2(write, sys.stdout.fileno())
+    os.close(write)
+    printed = logging.getLogger(name)
+
+    def pump() -> None:
+        with os.fdopen(read, "r", errors="replace") as lines:
+            for line in lines:
+                if line.strip():
+                    printed.info(line.strip())
+
+    threading.Thread(target=pump, name="stdout-log", daemon=True).start()
 
 
 def uvicorn_log_config(kind: LogFormat = "text") -> dict[str, Any]:
