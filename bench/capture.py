@@ -1,4 +1,5 @@
-"""Capture throughput: the agent's engine against tcpdump, same filter, same burst, same run.
+"""Capture throughput: the agent's engine against tcpdump, same filter, same burst, same run;
+and the engine in continuous capture (a ring of small files) beside them.
 
 A burst of UDP packets (80% matching) is replayed with `tcpreplay --topspeed` onto a lab
 VM's veth while both capture on the VM's side. For each: packets matching, captured,
@@ -33,6 +34,9 @@ from lab.vms import LabVm, create_vms, remove_vms
 FILTERS = [{"protocol": "UDP", "localPort": "5353"}]
 
 
+RING_FILE_BYTES = 256 * 1024
+
+
 def write_burst(vm: LabVm, path: Path, packets: int) -> int:
     """A pcap of `packets` frames, 4 of every 5 matching FILTERS; returns how many match."""
     hit = inbound(vm, "UDP", 40000, 5353, payload=18).frame(vm)
@@ -64,14 +68,26 @@ def _cpu_of(process: subprocess.Popen) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def one_run(vm: LabVm, burst: Path, workdir: Path, expression: str) -> dict[str, dict]:
-    engine_file, tcpdump_file = workdir / "engine.cap", workdir / "tcpdump.cap"
-    for stale in (engine_file, tcpdump_file):
-        stale.unlink(missing_ok=True)
+def _engine(vm: LabVm, out: Path, *options: str) -> subprocess.Popen:
     engine = subprocess.Popen(
         [sys.executable, "-m", "bench.engine_capture", "--netns", vm.netns, "--interface", vm.vm_if,
-         "--filters", json.dumps(FILTERS), "--out", str(engine_file)], stdout=subprocess.PIPE, text=True)
+         "--filters", json.dumps(FILTERS), "--out", str(out), *options], stdout=subprocess.PIPE, text=True)
     assert engine.stdout is not None and engine.stdout.readline().strip() == "running"
+    return engine
+
+
+def _engine_result(engine: subprocess.Popen, captured: int) -> dict:
+    process_cpu = _cpu_of(engine)
+    report = json.loads(engine.stdout.read().strip().splitlines()[-1])
+    return {"captured": captured, "drops": report["drops"], "cpu": report["capture_cpu"], "process_cpu": process_cpu}
+
+
+def one_run(vm: LabVm, burst: Path, workdir: Path, expression: str) -> dict[str, dict]:
+    engine_file, tcpdump_file = workdir / "engine.cap", workdir / "tcpdump.cap"
+    for stale in (engine_file, tcpdump_file, *workdir.glob("ring_*.cap")):
+        stale.unlink(missing_ok=True)
+    engine = _engine(vm, engine_file)
+    ring = _engine(vm, workdir / "ring.cap", "--ring-file-bytes", str(RING_FILE_BYTES))
     tcpdump = subprocess.Popen(
         ["ip", "netns", "exec", vm.netns, "tcpdump", "-i", vm.vm_if, "-p", "-n", "-s", "0", "-B", "65536",
          "-w", str(tcpdump_file), expression], stderr=subprocess.PIPE, text=True)
@@ -82,14 +98,15 @@ def one_run(vm: LabVm, burst: Path, workdir: Path, expression: str) -> dict[str,
     time.sleep(1.0)
     tcpdump.send_signal(signal.SIGINT)
     engine.send_signal(signal.SIGTERM)
-    tcpdump_cpu, engine_cpu = _cpu_of(tcpdump), _cpu_of(engine)
-    report = json.loads(engine.stdout.read().strip().splitlines()[-1])
+    ring.send_signal(signal.SIGTERM)
+    tcpdump_cpu = _cpu_of(tcpdump)
+    ring_files = sorted(workdir.glob("ring_*.cap"))
     tcpdump_err = tcpdump.stderr.read() if tcpdump.stderr else ""
     drops = next((int(line.split()[0]) for line in tcpdump_err.splitlines() if "dropped by kernel" in line), -1)
     return {
         "pps": float(rate.group(1)) if rate else 0.0,
-        "agent": {"captured": count_records(engine_file), "drops": report["drops"], "cpu": report["capture_cpu"],
-                  "process_cpu": engine_cpu},
+        "agent": _engine_result(engine, count_records(engine_file)),
+        "ring": {**_engine_result(ring, sum(count_records(path) for path in ring_files)), "files": len(ring_files)},
         "tcpdump": {"captured": count_records(tcpdump_file), "drops": drops, "cpu": tcpdump_cpu,
                     "process_cpu": tcpdump_cpu},
     }
@@ -115,7 +132,7 @@ def main() -> int:
     print(f"{'capturer':10} {'matching':>9} {'captured':>9} {'kept':>7} {'drops':>7} {'CPU s/Mpkt':>11} "
           f"{'with start-up':>14}")
     medians = {}
-    for name in ("agent", "tcpdump"):
+    for name in ("agent", "ring", "tcpdump"):
         captured = statistics.median(r[name]["captured"] for r in runs)
         drops = statistics.median(r[name]["drops"] for r in runs)
         cpu = statistics.median(r[name]["cpu"] / max(r[name]["captured"], 1) * 1e6 for r in runs)
@@ -126,6 +143,9 @@ def main() -> int:
     print(f"replay rate (median): {statistics.median(r['pps'] for r in runs):,.0f} packets/s")
     print(f"agent/tcpdump CPU per packet: {medians['agent'] / medians['tcpdump']:.2f}x (the agent's capture CPU, "
           "without its interpreter start-up; tcpdump's whole process)")
+    print(f"ring: continuous capture into files of {RING_FILE_BYTES} bytes, "
+          f"{statistics.median(r['ring']['files'] for r in runs):.0f} files a run; ring/classic CPU per packet: "
+          f"{medians['ring'] / medians['agent']:.2f}x")
     print("per run (agent captured/drops/capture cpu s, tcpdump captured/drops/cpu s):")
     for r in runs:
         a, t = r["agent"], r["tcpdump"]

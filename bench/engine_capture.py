@@ -15,10 +15,10 @@ from shared.arm import PacketCaptureFilter, StopReason
 from shared.bpf import compile_filters
 from shared.filter_values import AddressSet
 from shared.filters import parse_filters
-from workers.capture_engine import LiveCapture, interface_addresses
-from workers.capture_session import SessionLimits, StopSignal, run_session
-from workers.local_paths import create_capture_file
-from workers.pcap_sink import PcapFileSink
+from workers.capture.live_source import LiveCapture, interface_addresses
+from workers.capture.pcap_sink import PcapFileSink
+from workers.capture.ring_sink import RingLayout, RingSink
+from workers.capture.session import SessionLimits, StopSignal, run_session
 
 
 def main() -> None:
@@ -27,6 +27,8 @@ def main() -> None:
     parser.add_argument("--interface", required=True)
     parser.add_argument("--filters", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--ring-file-bytes", type=int, default=0,
+                        help="continuous capture: files OUT_00001.cap, … of at most this size (default: one file)")
     args = parser.parse_args()
     specs = parse_filters([PacketCaptureFilter.model_validate(f) for f in json.loads(args.filters)])
     program = compile_filters(specs, AddressSet.of(interface_addresses(args.interface, args.netns)))
@@ -41,8 +43,12 @@ def main() -> None:
     limits = SessionLimits(0, 0xFFFFFFFF, 600)
     source = LiveCapture(args.interface, program, limits.snaplen, args.netns)
     out = Path(args.out)
-    fd, path = create_capture_file(out.parent, out.name)
-    sink = PcapFileSink(fd, path, source.linktype, source.snaplen, limits.byte_limit)
+    if args.ring_file_bytes:
+        layout = RingLayout(out.parent, lambda index: f"{out.stem}_{index:05d}.cap", args.ring_file_bytes,
+                            count=1_000_000, rolling=False)
+        sink: PcapFileSink | RingSink = RingSink(layout, source.linktype, source.snaplen)
+    else:
+        sink = PcapFileSink.create(out.parent, out.name, source.linktype, source.snaplen, limits.byte_limit)
     outcome = run_session(source, sink, limits, stop, running)
     print(json.dumps({"packets": outcome.packets, "drops": outcome.kernel_drops, "bytes": outcome.file_bytes,
                       "capture_cpu": _cpu() - ready[0], "expression": program.expression}), flush=True)

@@ -118,15 +118,38 @@ def _vm_id(args: argparse.Namespace) -> str:
     return VirtualMachineId(args.subscription, args.resource_group, args.vm).arm_id
 
 
+CAPTURE_SETTINGS = {"file-count": "fileCount", "file-size-in-bytes": "fileSizeInBytes",
+                    "session-time-limit-in-seconds": "sessionTimeLimitInSeconds"}
+
+
+def _capture_settings(words: list[str] | None) -> dict[str, int] | None:
+    """az's shorthand: file-count=10 file-size-in-bytes=104857600 session-time-limit-in-seconds=86400."""
+    if not words:
+        return None
+    settings = {}
+    for word in words:
+        key, _, value = word.partition("=")
+        if key not in CAPTURE_SETTINGS or not value.isdigit():
+            raise CliError(f"--capture-settings: {word!r} is not KEY=NUMBER with KEY one of "
+                           f"{', '.join(CAPTURE_SETTINGS)}")
+        settings[CAPTURE_SETTINGS[key]] = int(value)
+    return settings
+
+
 def create(args: argparse.Namespace) -> int:
     capture = _capture(args)
     location = {key: value for key, value in (("storageId", args.storage_account), ("storagePath", args.storage_path),
-                                              ("filePath", args.file_path)) if value}
+                                              ("filePath", args.file_path), ("localPath", args.local_path)) if value}
     if not location:
-        raise CliError("give --storage-account, --file-path or both")
+        raise CliError("give --storage-account, --file-path (or --local-path with --continuous-capture)")
     properties = {"target": _vm_id(args), "bytesToCapturePerPacket": args.capture_size,
                   "totalBytesPerSession": args.capture_limit, "timeLimitInSeconds": args.time_limit,
                   "storageLocation": location, "filters": _filters(args.filters)}
+    if args.continuous_capture is not None:
+        properties["continuousCapture"] = args.continuous_capture == "true"
+    settings = _capture_settings(args.capture_settings)
+    if settings is not None:
+        properties["captureSettings"] = settings
     _print(args, _checked(_client(args).create(capture, properties)), "capture")
     return 0
 
@@ -209,6 +232,13 @@ def register(commands: argparse._SubParsersAction) -> None:
                       help="maximum size of the capture output in bytes")
     made.add_argument("--time-limit", type=int, default=MAX_TIME_LIMIT_SECONDS, help="seconds the capture runs")
     made.add_argument("--filters", help="JSON list of filters, or @file holding it")
+    made.add_argument("--continuous-capture", choices=["true", "false"],
+                      help="a ring of files: true rolls (oldest file removed first), false stops when they are full")
+    made.add_argument("--capture-settings", nargs="+", metavar="KEY=VALUE",
+                      help="with --continuous-capture: file-count=10 file-size-in-bytes=104857600 "
+                           "session-time-limit-in-seconds=86400")
+    made.add_argument("--local-path", help="with --continuous-capture: where the ring's files go on the VM "
+                                           "(under /var/captures, *.cap; each file gets a _00001 suffix)")
     made.set_defaults(handler=lambda args, settings: create(args))
 
     for name, handler, helptext in (("show", show, "show a packet capture"),

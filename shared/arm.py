@@ -223,6 +223,15 @@ class Talker(ArmModel):
     bytes: int
 
 
+class CaptureFileSummary(ArmModel):
+    """One file of a continuous capture: where it is, what it holds, whether the ring kept it."""
+
+    path: str
+    packets: int
+    bytes: int
+    kept: bool
+
+
 class CaptureSummary(ArmModel):
     """PacketWatch's own figures for a capture, shown beside ARM's status fields."""
 
@@ -234,6 +243,7 @@ class CaptureSummary(ArmModel):
     duration_seconds: float | None = Field(default=None, alias="durationSeconds")
     protocols: dict[str, int] = Field(default_factory=dict)
     top_talkers: list[Talker] = Field(default_factory=list, alias="topTalkers")
+    files: list[CaptureFileSummary] | None = None  # continuous capture: every file of the ring, in order
 
 
 class PacketCaptureQueryStatusResult(ArmModel):

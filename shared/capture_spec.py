@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from shared.arm import PacketCapture, PacketCaptureParameters, TargetType, request_property_names
 from shared.bpf import compile_filters
+from shared.capture_modes import RingSettings
 from shared.errors import Collector, InvalidField
 from shared.filters import FilterSpec, parse_filters
 from shared.resource_ids import CaptureId, VirtualMachineId
@@ -31,7 +32,6 @@ class CaptureSpec:
     target: VirtualMachineId
     filters: tuple[FilterSpec, ...]
     relative_file_path: str
-    file_path_requested: bool
 
 
 def _supported(params: PacketCaptureParameters, prefix: str) -> None:
@@ -39,9 +39,16 @@ def _supported(params: PacketCaptureParameters, prefix: str) -> None:
         raise InvalidField(f"{prefix}.targetType", "AzureVMSS", "scale-set targets are not supported yet")
     if params.scope is not None and (params.scope.include or params.scope.exclude):
         raise InvalidField(f"{prefix}.scope", params.scope.to_arm(), "scope applies to AzureVMSS targets only")
-    if params.continuous_capture or params.capture_settings is not None:
-        raise InvalidField(f"{prefix}.continuousCapture", params.continuous_capture,
-                           "continuous capture is not supported yet")
+    if params.capture_settings is not None and params.continuous_capture is None:
+        raise InvalidField(f"{prefix}.captureSettings", params.capture_settings.to_arm(),
+                           "applies to continuous capture only: set continuousCapture to true (a rolling ring of "
+                           "files) or false (files until fileCount are full)")
+    ring = RingSettings.of(params)
+    smallest = RingSettings.smallest_file(params.bytes_to_capture_per_packet)
+    if ring is not None and ring.file_bytes < smallest:
+        raise InvalidField(f"{prefix}.captureSettings.fileSizeInBytes", ring.file_bytes,
+                           f"must hold one whole packet: at least {smallest} bytes with bytesToCapturePerPacket "
+                           f"{params.bytes_to_capture_per_packet}")
 
 
 def _location(capture: CaptureId, params: PacketCaptureParameters, capture_root: str, created: datetime,
@@ -49,6 +56,8 @@ def _location(capture: CaptureId, params: PacketCaptureParameters, capture_root:
     """The capture file's path relative to the capture root."""
     location = params.storage_location
     where = f"{prefix}.storageLocation"
+    if params.continuous_capture is not None:
+        return _ring_location(params, capture_root, where)
     checks = Collector()
     if location.local_path is not None:
         checks.errors.append(InvalidField(f"{where}.localPath", location.local_path,
@@ -62,6 +71,26 @@ def _location(capture: CaptureId, params: PacketCaptureParameters, capture_root:
         relative = checks.check(relative_capture_path, location.file_path, capture_root, f"{where}.filePath")
     checks.raise_any()
     return relative or spool_relative_path(capture, created)
+
+
+def _ring_location(params: PacketCaptureParameters, capture_root: str, where: str) -> str:
+    """A continuous capture's files live at localPath on the VM (filePath is not ARM's for it)."""
+    location = params.storage_location
+    checks = Collector()
+    if location.file_path is not None:
+        checks.errors.append(InvalidField(f"{where}.filePath", location.file_path,
+                                          "is invalid with continuousCapture; use localPath"))
+    if location.storage_id:
+        checks.errors.append(InvalidField(f"{where}.storageId", location.storage_id,
+                                          "continuous capture to a storage account is not supported yet; "
+                                          "use localPath (the ring stays on the VM)"))
+    if not location.local_path:
+        checks.errors.append(InvalidField(f"{where}.localPath", None, "is required for continuous capture"))
+    relative = None
+    if location.local_path:
+        relative = checks.check(relative_capture_path, location.local_path, capture_root, f"{where}.localPath")
+    checks.raise_any()
+    return relative
 
 
 def _filters(params: PacketCaptureParameters, prefix: str) -> tuple[FilterSpec, ...]:
@@ -83,4 +112,4 @@ def build_spec(capture: CaptureId, params: PacketCaptureParameters, capture_root
     relative = checks.check(_location, capture, params, capture_root, created, prefix)
     filters = checks.check(_filters, params, prefix)
     checks.raise_any()
-    return CaptureSpec(capture, target, filters, relative, bool(params.storage_location.file_path))
+    return CaptureSpec(capture, target, filters, relative)

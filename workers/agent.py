@@ -8,12 +8,12 @@ a redelivered request never runs a capture twice.
 from __future__ import annotations
 
 import logging
-import os
 import signal as os_signal
 import socket
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 from celery import Celery
@@ -21,6 +21,7 @@ from celery.signals import worker_shutting_down
 
 from shared.arm import CaptureSummary, PcError, PcStatus, StopReason
 from shared.bpf import compile_filters
+from shared.capture_modes import RingSettings, ring_file_name
 from shared.broker import CONTROL_QUEUE, agent_queue_name, durable_queue, make_celery, publish, run_worker
 from shared.errors import InvalidField
 from shared.filter_values import AddressSet
@@ -33,13 +34,14 @@ from shared.resource_ids import VirtualMachineId
 from shared.retry import backoff
 from shared.version import VERSION
 from workers import agent_metrics as metrics
-from workers.capture_engine import CaptureOpenError, LiveCapture, interface_addresses, interface_state
-from workers.capture_session import SessionLimits, SessionOutcome, StopSignal, run_session
+from workers.capture.live_source import CaptureOpenError, LiveCapture, interface_addresses, interface_state
+from workers.capture.pcap_format import repair_pcap
+from workers.capture.pcap_sink import CaptureWriteError, PcapFileSink
+from workers.capture.ring_sink import RingLayout, RingSink
+from workers.capture.session import SessionLimits, StopSignal, run_session
+from workers.capture_summary import file_summary, ring_summary
 from workers.journal import Journal
-from workers.local_paths import CapturePathRefused, create_capture_file
-from workers.pcap_file import repair_pcap
-from workers.pcap_sink import CaptureWriteError, PcapFileSink
-from workers.pcap_stats import read_statistics
+from workers.local_paths import CapturePathRefused
 from workers.uploader import UploadFailed, upload_capture
 
 log = logging.getLogger("packetwatch.agent")
@@ -231,15 +233,18 @@ class Agent:
 
         def on_running(started: datetime) -> None:
             metrics.STARTED.inc()
-            log.info("capture %s run %s started on %s: filters %s; limits %d bytes per packet, %d bytes, %d s",
-                     request.capture_id, request.run_id, self.config.interface,
-                     [f.model_dump(by_alias=True, exclude_none=True) for f in params.filters] or "none", params.bytes_to_capture_per_packet,
-                     params.total_bytes_per_session, params.seconds_limit,
+            filters = [f.model_dump(by_alias=True, exclude_none=True) for f in params.filters] or "none"
+            ring = RingSettings.of(params)
+            mode = (f"{'rolling ' if ring.rolling else ''}ring of {ring.file_count} files of {ring.file_bytes} bytes"
+                    if ring else f"{params.bytes_limit} bytes")
+            log.info("capture %s run %s started on %s: filters %s; limits %d bytes per packet, %s, %d s",
+                     request.capture_id, request.run_id, self.config.interface, filters,
+                     params.bytes_to_capture_per_packet, mode, limits.seconds,
                      extra={"capture_id": request.capture_id, "run_id": request.run_id})
             self.report(_event(request, PcStatus.RUNNING, capture_start_time=started))
 
         outcome = run_session(source, sink, limits, signal, on_running)
-        summary = self._summary(outcome)
+        summary = ring_summary(outcome, sink) if isinstance(sink, RingSink) else file_summary(outcome)
         if outcome.write_error is not None:
             kept = f"{outcome.path} holds the {outcome.packets} packets written until then" if outcome.file_bytes \
                 else "no file was kept"
@@ -256,36 +261,31 @@ class Agent:
         self.report(_event(request, PcStatus.STOPPED, capture_start_time=outcome.started, stop_reason=reason,
                            summary=summary))
 
-    def _open_sink(self, request: CaptureRequest, source: LiveCapture, limits: SessionLimits) -> PcapFileSink:
+    def _open_sink(self, request: CaptureRequest, source: LiveCapture,
+                   limits: SessionLimits) -> PcapFileSink | RingSink:
         """The capture's new file, its header written, and its path in the journal (for repair
-        after a crash); if any of that fails, no file is left behind."""
-        fd, path = create_capture_file(self.config.capture_dir, request.relative_file_path)
+        after a crash); if any of that fails, no file is left behind. A continuous capture
+        gets a ring of files, each journaled as it opens."""
+        ring = RingSettings.of(request.parameters)
+        if ring is not None:
+            layout = RingLayout(self.config.capture_dir, partial(ring_file_name, request.relative_file_path),
+                                ring.file_bytes, ring.file_count, ring.rolling)
+            return RingSink(layout, source.linktype, source.snaplen, on_opened=partial(self._journal_path, request))
+        sink = PcapFileSink.create(self.config.capture_dir, request.relative_file_path, source.linktype,
+                                   source.snaplen, limits.byte_limit)
         try:
-            sink = PcapFileSink(fd, path, source.linktype, source.snaplen, limits.byte_limit)
+            self._journal_path(request, sink.path)
         except CaptureWriteError:
-            raise  # the sink removed the file it could not start
-        except BaseException:
-            os.close(fd)
-            path.unlink(missing_ok=True)
+            sink.close()
+            sink.path.unlink(missing_ok=True)
             raise
+        return sink
+
+    def _journal_path(self, request: CaptureRequest, path: Path) -> None:
         try:
             self.journal.set_path(request.run_id, request.capture_id, path)
         except OSError as exc:
-            sink.close()
-            path.unlink(missing_ok=True)
             raise CaptureWriteError(path, exc) from None
-        return sink
-
-    @staticmethod
-    def _summary(outcome: SessionOutcome) -> CaptureSummary:
-        """The figures of the file as it is on disk: what is reported is what it holds."""
-        duration = round((outcome.ended - outcome.started).total_seconds(), 3)
-        if not outcome.file_bytes:
-            return CaptureSummary(kernel_drops=outcome.kernel_drops, duration_seconds=duration)
-        stats = read_statistics(outcome.path)
-        return CaptureSummary(packets=outcome.packets, bytes=outcome.file_bytes, kernel_drops=outcome.kernel_drops,
-                              file_paths=[str(outcome.path)], sha256=stats.sha256, duration_seconds=duration,
-                              protocols=dict(stats.protocols), top_talkers=stats.top_talkers())
 
     # -- upload (a task of its own, so it survives an agent restart) ----------------------
     def upload(self, request: UploadRequest) -> None:

@@ -156,6 +156,14 @@ $("create").addEventListener("submit", async (event) => {
   for (const limit of ["bytesToCapturePerPacket", "totalBytesPerSession", "timeLimitInSeconds"]) {
     properties[limit] = Number($(limit).value);
   }
+  if ($("continuousCapture").value) {
+    properties.continuousCapture = $("continuousCapture").value === "true";
+    properties.captureSettings = {};
+    for (const setting of ["fileCount", "fileSizeInBytes", "sessionTimeLimitInSeconds"]) {
+      properties.captureSettings[setting] = Number($(setting).value);
+    }
+    if ($("localPath").value.trim()) storageLocation.localPath = $("localPath").value.trim();
+  }
   try {
     await call("PUT", `${watcherPath()}/packetCaptures/${encodeURIComponent($("name").value.trim())}`, { properties });
     say(`Started ${$("name").value.trim()}`);

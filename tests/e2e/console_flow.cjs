@@ -66,6 +66,18 @@ const env = (name) => {
     await row().locator("button", { hasText: "Delete" }).click();
     await row().waitFor({ state: "detached" });
     await page.screenshot({ path: `${shots}/6-deleted.png`, fullPage: true });
+
+    const ring = env("RING_NAME");
+    await page.fill("#name", ring);
+    await page.fill("#storageId", "");
+    await page.selectOption("#continuousCapture", "true");
+    await page.fill("#localPath", `/var/captures/e2e/${ring}.cap`);
+    await page.fill("#fileCount", "3");
+    await page.fill("#fileSizeInBytes", "300000");
+    await page.fill("#sessionTimeLimitInSeconds", "120");
+    await page.click("#start");
+    await page.waitForFunction((n) => document.querySelector(`tr[data-name="${n}"] td.status`)?.textContent === "Running", ring);
+    await page.screenshot({ path: `${shots}/7-continuous-running.png`, fullPage: true });
     console.log("DONE");
   } catch (error) {
     await page.screenshot({ path: `${shots}/failure.png`, fullPage: true });

@@ -8,7 +8,7 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network.models import (
-    PacketCapture, PacketCaptureFilter, PacketCaptureStorageLocation,
+    PacketCapture, PacketCaptureFilter, PacketCaptureSettings, PacketCaptureStorageLocation,
 )
 
 from lab.stack import free_port
@@ -75,6 +75,33 @@ def test_the_azure_sdk_creates_reads_lists_polls_stops_and_deletes(lab, sdk):
 
     sdk.packet_captures.begin_delete(group, watcher, name).result()
     assert list(sdk.packet_captures.list(group, watcher)) == []
+
+
+def test_the_azure_sdk_creates_a_continuous_capture_and_reads_its_files_in_the_status(lab, sdk):
+    vm = lab.vm2
+    group, watcher, name = vm.vm.resource_group, "sdk-watcher", f"sdk-ring-{int(time.time() * 1000) % 10**8}"
+    parameters = PacketCapture(
+        target=vm.vm.arm_id, bytes_to_capture_per_packet=128, continuous_capture=True,
+        capture_settings=PacketCaptureSettings(file_count=4, file_size_in_bytes=600,
+                                               session_time_limit_in_seconds=300),
+        storage_location=PacketCaptureStorageLocation(local_path=f"/var/captures/sdk/{name}.cap"),
+        filters=[PacketCaptureFilter(protocol="UDP", local_port="7520")])
+    created = sdk.packet_captures.begin_create(group, watcher, name, parameters).result()
+    assert created.continuous_capture is True and created.capture_settings.file_count == 4
+    assert created.storage_location.local_path == f"/var/captures/sdk/{name}.cap"
+    deadline = time.monotonic() + 30
+    while sdk.packet_captures.begin_get_status(group, watcher, name).result().packet_capture_status != "Running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    send(vm, [inbound(vm, "UDP", 7521, 7520, payload=200)], repeat=40)
+    sdk.packet_captures.begin_stop(group, watcher, name).result()
+    status = sdk.packet_captures.begin_get_status(group, watcher, name).result()
+    while status.packet_capture_status == "Running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = sdk.packet_captures.begin_get_status(group, watcher, name).result()
+    assert (status.packet_capture_status, status.stop_reason) == ("Stopped", "ManuallyStopped")
+    files = lab.client.status(lab_capture(vm, watcher, name))["packetWatchSummary"]["files"]
+    assert sum(f["packets"] for f in files) == 40 and len(files) == 10 and sum(f["kept"] for f in files) == 4
 
 
 def lab_capture(vm, watcher: str, name: str):

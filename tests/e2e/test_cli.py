@@ -93,3 +93,22 @@ def test_agent_show_lists_the_agents_that_report_in_and_marks_silent_ones_offlin
     assert rows[lab.vm1.vm.arm_id][1] == rows[lab.vm2.vm.arm_id][1] == "online"
     assert rows[lab.vm1.vm.arm_id][4] == lab.vm1.vm_if, "each agent reports the interface it captures on"
     assert rows[gone][1] == "offline"
+
+
+def test_a_continuous_capture_with_az_flags_and_its_settings_checked(lab):
+    vm, group, name = lab.vm1, lab.vm1.vm.resource_group, f"cli-ring-{secrets.token_hex(3)}"
+    made = _cli(lab, "packet-capture", "create", "-g", group, "--vm", vm.vm.name, "-n", name,
+                "--local-path", f"/var/captures/e2e/{name}.cap", "--continuous-capture", "false",
+                "--capture-settings", "file-count=3", "file-size-in-bytes=1000000",
+                "session-time-limit-in-seconds=60", "--capture-size", "128")
+    assert made.returncode == 0, made.stderr
+    properties = json.loads(made.stdout)["properties"]
+    assert properties["continuousCapture"] is False and properties["storageLocation"] == {
+        "localPath": f"/var/captures/e2e/{name}.cap"}
+    assert properties["captureSettings"] == {"fileCount": 3, "fileSizeInBytes": 1000000,
+                                             "sessionTimeLimitInSeconds": 60}
+    assert _cli(lab, "packet-capture", "delete", "-g", group, "-n", name).returncode == 0
+    wrong = _cli(lab, "packet-capture", "create", "-g", group, "--vm", vm.vm.name, "-n", name,
+                 "--local-path", f"/var/captures/e2e/{name}.cap", "--continuous-capture", "true",
+                 "--capture-settings", "files=3")
+    assert wrong.returncode == 2 and "--capture-settings" in wrong.stderr and "file-count" in wrong.stderr

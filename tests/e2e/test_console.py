@@ -11,6 +11,7 @@ import pytest
 
 from lab.azurite import STORAGE_ID
 from lab.traffic import inbound, send
+from shared.resource_ids import CaptureId
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYWRIGHT_CORE = ROOT / ".tools" / "node_modules" / "playwright-core"
@@ -27,7 +28,8 @@ def test_the_console_creates_stops_downloads_and_deletes_a_capture(lab, tmp_path
     env = {**os.environ, "PLAYWRIGHT_CORE": str(PLAYWRIGHT_CORE), "SCREENSHOTS": str(SCREENSHOTS),
            "CONSOLE_URL": lab.stack.api_url + "/", "TOKEN": lab.stack.token, "SUBSCRIPTION": vm.vm.subscription,
            "RESOURCE_GROUP": vm.vm.resource_group, "WATCHER": "console-watcher", "TARGET": vm.vm.arm_id,
-           "CAPTURE_NAME": name, "STORAGE_ID": STORAGE_ID, "LOCAL_PORT": "7700", "DOWNLOAD_TO": str(downloaded)}
+           "CAPTURE_NAME": name, "STORAGE_ID": STORAGE_ID, "LOCAL_PORT": "7700", "DOWNLOAD_TO": str(downloaded),
+           "RING_NAME": f"{name}-ring"}
     flow = subprocess.Popen(["node", str(ROOT / "tests" / "e2e" / "console_flow.cjs")], env=env, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -43,6 +45,17 @@ def test_the_console_creates_stops_downloads_and_deletes_a_capture(lab, tmp_path
     data = downloaded.read_bytes()
     assert data[:4] == bytes.fromhex("d4c3b2a1")
     assert (len(data) - 24) == 6 * (16 + 14 + 20 + 8 + 64), "the 6 packets to local port 7700, nothing else"
-    assert sorted(p.name for p in SCREENSHOTS.glob("[1-6]-*.png")) == [
+    assert sorted(p.name for p in SCREENSHOTS.glob("[1-7]-*.png")) == [
         "1-connected.png", "2-create-form.png", "3-running.png", "4-stopped.png", "5-downloaded.png",
-        "6-deleted.png"]
+        "6-deleted.png", "7-continuous-running.png"]
+
+    ring = CaptureId(vm.vm.subscription, vm.vm.resource_group, "console-watcher", f"{name}-ring")
+    properties = lab.client.get(ring).json()["properties"]
+    assert properties["continuousCapture"] is True and properties["storageLocation"] == {
+        "localPath": f"/var/captures/e2e/{name}-ring.cap"}
+    assert properties["captureSettings"] == {"fileCount": 3, "fileSizeInBytes": 300000,
+                                             "sessionTimeLimitInSeconds": 120}
+    lab.client.stop(ring)
+    assert lab.client.wait_for(ring, "Stopped")["stopReason"] == "ManuallyStopped"
+    assert (lab.stack.capture_dir(vm) / "e2e" / f"{name}-ring_00001.cap").exists()
+    lab.client.delete(ring)

@@ -5,11 +5,11 @@ import struct
 import pytest
 
 from shared.arm import PacketCaptureParameters
-from workers.capture_session import SessionLimits
+from workers.capture.session import SessionLimits
 
 from workers.journal import Journal, JournalEntry
-from workers.pcap_file import repair_pcap
-from workers.pcap_stats import read_statistics
+from workers.capture.pcap_format import repair_pcap
+from workers.capture.pcap_stats import read_statistics
 from workers.local_paths import CapturePathRefused, create_capture_file
 
 

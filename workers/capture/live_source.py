@@ -1,7 +1,7 @@
 """How packets are read: a libpcap live handle on one interface with a kernel BPF filter.
 
 The kernel runs the filter and fills a TPACKET_V3 ring; pcap_dispatch drains it. Where
-the packets go is the sink's business (workers.pcap_sink).
+the packets go is the sink's business (pcap_sink.py). A PacketSource (interfaces.py).
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from __future__ import annotations
 import ctypes
 import ipaddress
 import socket
-from dataclasses import dataclass
+import select
 
 from shared import libpcap
 from shared.bpf import MAX_SNAPLEN, BpfProgram
+from workers.capture.interfaces import KernelCounters
 from workers.netns import inside
 
 RING_BYTES = 64 * 1024 * 1024
@@ -24,13 +25,6 @@ class CaptureOpenError(RuntimeError):
         self.interface = interface
         self.reason = reason
         super().__init__(f"cannot capture on {interface!r}: {reason}")
-
-
-@dataclass(frozen=True)
-class KernelCounters:
-    received: int
-    dropped: int
-    interface_dropped: int
 
 
 def _sockaddr_ip(sa: libpcap.SockAddr) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -115,6 +109,9 @@ class LiveCapture:
 
     def _error(self) -> str:
         return (libpcap.lib().pcap_geterr(self.handle) or b"").decode(errors="replace")
+
+    def wait(self, seconds: float) -> None:
+        select.select([self.fd], [], [], seconds)
 
     def dispatch(self, count: int, callback: ctypes.c_void_p | ctypes._CFuncPtr, user: ctypes.c_void_p | None) -> int:
         """Hand up to `count` ready packets (-1: all ready) to a C callback; returns how many."""

@@ -1,13 +1,16 @@
-"""The libpcap file format as PacketWatch reads it back: the file header, whole records,
-and cutting a file after its last whole record (a file left by a killed agent, or by a
-write that failed half way)."""
+"""The libpcap file format, in one place: its headers (the sink writes files through
+libpcap's own pcap_dump, in this format), reading records back (statistics), and cutting
+a file after its last whole record (a file left by a killed agent, or by a write that
+failed half way)."""
 
 from __future__ import annotations
 
 import os
 import struct
+import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from shared.libpcap import DLT_EN10MB
 
@@ -22,6 +25,44 @@ def record_struct(header: bytes) -> struct.Struct:
     """The record header layout for a file with this file header (either byte order)."""
     little = struct.unpack_from("<I", header)[0] in _LITTLE_MAGICS
     return struct.Struct(("<" if little else ">") + "IIII")
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def records(handle: Readable) -> Iterator[tuple[int, bytes]]:
+    """(original length, captured bytes) of each whole record of a file read from its start;
+    ends at the first torn record."""
+    header = handle.read(FILE_HEADER_BYTES)
+    if len(header) < FILE_HEADER_BYTES:
+        return
+    record = record_struct(header)
+    while True:
+        head = handle.read(RECORD_HEADER_BYTES)
+        if len(head) < RECORD_HEADER_BYTES:
+            return
+        caplen, length = record.unpack(head)[2:]
+        frame = handle.read(caplen)
+        if len(frame) < caplen:
+            return
+        yield length, frame
+
+
+NATIVE_RECORD = struct.Struct(("<" if sys.byteorder == "little" else ">") + "IIII")
+
+
+def split_records(records: bytes, room: int) -> tuple[int, int]:
+    """Of whole records in host order (as libpcap writes them), how many bytes and records
+    from the start fit in `room` bytes."""
+    offset = count = 0
+    while offset + RECORD_HEADER_BYTES <= len(records):
+        caplen = NATIVE_RECORD.unpack_from(records, offset)[2]
+        end = offset + RECORD_HEADER_BYTES + caplen
+        if end > room or end > len(records):
+            break
+        offset, count = end, count + 1
+    return offset, count
 
 
 def whole_records(handle: BinaryIO, start: int, end: int) -> tuple[int, int]:

@@ -3,7 +3,8 @@ left torn.
 
 While there is room for a whole batch at the snap length, libpcap's own pcap_dump is the
 callback, so no Python runs per packet; near the budget each packet is checked first.
-The file is opened by the caller (exclusively, see local_paths) and written through a
+The sink makes its own file (exclusively, see local_paths: no link followed, nothing
+overwritten) from the source's link type and snap length alone, and writes it through a
 checked stream: the first write that fails (disk full, quota, I/O error, file-size
 limit) ends the capture, and the file is cut after its last whole record, so every count
 reported is what the file holds.
@@ -16,11 +17,17 @@ import os
 from pathlib import Path
 
 from shared import libpcap
-from workers.capture_engine import LiveCapture
-from workers.checked_stream import CheckedStream
-from workers.pcap_file import FILE_HEADER_BYTES, RECORD_HEADER_BYTES, cut_after_last_record
+from workers.capture.checked_stream import CheckedStream
+from workers.capture.interfaces import PacketSource
+from workers.capture.pcap_format import (
+    FILE_HEADER_BYTES, RECORD_HEADER_BYTES, cut_after_last_record, split_records, whole_records,
+)
+from workers.local_paths import create_capture_file
 
 BATCH = 4096
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.fwrite.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p]
+_libc.fwrite.restype = ctypes.c_size_t
 
 
 class CaptureWriteError(OSError):
@@ -32,8 +39,30 @@ class CaptureWriteError(OSError):
 
 
 class PcapFileSink:
-    def __init__(self, fd: int, path: Path, linktype: int, snaplen: int, byte_limit: int) -> None:
+    """A PacketSink (interfaces.py) writing one pcap file."""
+
+    @classmethod
+    def create(cls, root: Path, relative_path: str, linktype: int, snaplen: int, byte_limit: int,
+               spill: bool = False) -> "PcapFileSink":
+        """A new file at `relative_path` under `root`, its header written; if that fails, no
+        file is left behind (CaptureWriteError, or CapturePathRefused for the path)."""
+        fd, path = create_capture_file(root, relative_path)
+        try:
+            return cls(fd, path, linktype, snaplen, byte_limit, spill)
+        except CaptureWriteError:
+            raise  # the sink removed the file it could not start
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+
+    def __init__(self, fd: int, path: Path, linktype: int, snaplen: int, byte_limit: int,
+                 spill: bool = False) -> None:
         self.fd = fd
+        # Spill mode (a ring's files): packets go in at C speed, whole batches, and what
+        # passes the limit is cut off and kept in `spilled` for the next file.
+        self.spill = spill
+        self.spilled = b""
         self.path = path
         self.byte_limit = byte_limit
         self.record_max = RECORD_HEADER_BYTES + snaplen
@@ -75,8 +104,10 @@ class PcapFileSink:
         self._check()
         self._whole = (self.stream.written, self.packets)
 
-    def drain(self, source: LiveCapture) -> int:
+    def drain(self, source: PacketSource) -> int:
         """Move every packet the kernel has ready into the file; returns how many moved."""
+        if self.spill:
+            return self._drain_spilling(source)
         moved = 0
         while not self.full:
             room = (self.byte_limit - self.size) // self.record_max
@@ -94,6 +125,48 @@ class PcapFileSink:
         self.flush()
         return moved
 
+    def _drain_spilling(self, source: PacketSource) -> int:
+        """Whole batches through libpcap's own pcap_dump (no Python per packet), each sized
+        from the records seen so far; a batch that passes the limit is cut after the last
+        record that fits, and the records past it are kept for the next file."""
+        moved = 0
+        while not self.full:
+            start_bytes, start_packets = self._whole
+            average = (start_bytes - FILE_HEADER_BYTES) // start_packets if start_packets else RECORD_HEADER_BYTES
+            count = min(BATCH, max(1, (self.byte_limit - start_bytes) // max(average, RECORD_HEADER_BYTES) + 1))
+            done = source.dispatch(count, libpcap.dump_callback(), self.dumper)
+            self.packets += done
+            moved += done
+            self.flush()
+            if self.stream.written > self.byte_limit:
+                self._cut(start_bytes, start_packets)
+            if done == 0:
+                break
+        return moved
+
+    def _cut(self, start_bytes: int, start_packets: int) -> None:
+        with os.fdopen(os.dup(self.fd), "r+b") as handle:
+            cut, count = whole_records(handle, start_bytes, self.byte_limit)
+            handle.seek(cut)
+            self.spilled = handle.read()
+            handle.truncate(cut)
+        self.packets = start_packets + count
+        self._whole = (cut, self.packets)
+        self.full = True
+
+    def take_records(self, records: bytes) -> bytes:
+        """Write the whole records of `records` that fit (as a previous file spilled them);
+        returns the rest, and is full if there is a rest."""
+        fits, count = split_records(records, self.byte_limit - self.size)
+        if fits:
+            if _libc.fwrite(records, 1, fits, self.stream.file) != fits:
+                self._check()
+            self.packets += count
+            self.flush()
+        if fits < len(records):
+            self.full = True
+        return records[fits:]
+
     def close(self) -> None:
         """Flush, close and fsync; after a failed write, cut the file after its last whole
         record (or remove it if not even its header was written) and count what it holds."""
@@ -108,7 +181,7 @@ class PcapFileSink:
                 except OSError as exc:
                     self.error = exc
             if self.error is None:
-                self.file_bytes = self.stream.written
+                self.file_bytes = os.fstat(self.fd).st_size  # what the file holds, after any cut
             else:
                 self._keep_whole_records()
             os.close(self.fd)

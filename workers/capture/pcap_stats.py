@@ -1,7 +1,8 @@
 """Network statistics of a finished capture file: packets per protocol, top talkers, and
 the file's SHA-256, all in one pass over the file.
 
-Reads the libpcap records directly (no per-packet objects), so it keeps up with big files.
+Reads the records as pcap_format yields them (no per-packet objects), so it keeps up with
+big files.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from shared.arm import Talker
+from workers.capture.pcap_format import records
 
 TOP_TALKERS = 10
 _PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 132: "SCTP", 47: "GRE", 50: "ESP"}
@@ -51,33 +54,31 @@ def _classify(frame: bytes) -> tuple[str, tuple[str, str] | None]:
     return _ETHERTYPES.get(ethertype, "other"), None
 
 
+class _Hashing:
+    """A file read through a digest: every byte read is hashed."""
+
+    def __init__(self, handle: BinaryIO, digest: "hashlib._Hash") -> None:
+        self.handle = handle
+        self.digest = digest
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self.handle.read(size)
+        self.digest.update(data)
+        return data
+
+
 def read_statistics(path: Path) -> FileStatistics:
     stats = FileStatistics()
     digest = hashlib.sha256()
     with path.open("rb") as handle:
-        header = handle.read(24)
-        digest.update(header)
-        if len(header) < 24:
-            stats.sha256 = digest.hexdigest()
-            return stats
-        magic = struct.unpack_from("<I", header)[0]
-        record = struct.Struct(("<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">") + "IIII")
-        while True:
-            head = handle.read(16)
-            digest.update(head)
-            if len(head) < 16:
-                break
-            caplen, length = record.unpack(head)[2:]
-            frame = handle.read(caplen)
-            digest.update(frame)
-            if len(frame) < caplen:
-                break
+        reader = _Hashing(handle, digest)
+        for length, frame in records(reader):
             stats.packets += 1
             protocol, talker = _classify(frame[:64])
             stats.protocols[protocol] += 1
             if talker is not None:
                 stats.talkers[talker] += length
                 stats.talker_packets[talker] += 1
-        digest.update(handle.read())
+        reader.read()  # a torn tail is part of the file's digest too
     stats.sha256 = digest.hexdigest()
     return stats

@@ -1,8 +1,9 @@
-"""One capture session: open the engine, feed the sink, stop on the first limit reached."""
+"""One capture session: move packets from a source to a sink until the first limit, a
+stop or a failed write. It is given both (it builds neither), so it runs as well on a
+test's source as on a live interface."""
 
 from __future__ import annotations
 
-import select
 import threading
 import time
 from dataclasses import dataclass, field
@@ -10,10 +11,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from shared.arm import PacketCaptureParameters, StopReason
-from workers.capture_engine import READ_TIMEOUT_MS, LiveCapture
-from workers.pcap_sink import CaptureWriteError, PcapFileSink
+from shared.capture_modes import RingSettings
+from workers.capture.interfaces import PacketSink, PacketSource
+from workers.capture.pcap_sink import CaptureWriteError
 
 POLL_SECONDS = 0.2
+# After a stop, one more wait for what the kernel still holds (its read timeout is 0.1 s).
+LAST_WAIT_SECONDS = 0.15
 
 
 @dataclass
@@ -37,9 +41,11 @@ class SessionLimits:
 
     @classmethod
     def of(cls, params: PacketCaptureParameters) -> "SessionLimits":
-        """ARM's limits; 0 for bytes or time means the largest value ARM allows."""
+        """ARM's limits; 0 for bytes or time means the largest value ARM allows. A continuous
+        capture runs for its captureSettings' session time; its files bound its bytes."""
+        ring = RingSettings.of(params)
         return cls(snaplen=params.bytes_to_capture_per_packet, byte_limit=params.bytes_limit,
-                   seconds=params.seconds_limit)
+                   seconds=ring.seconds if ring else params.seconds_limit)
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,7 @@ class SessionOutcome:
     write_error: OSError | None = None
 
 
-def run_session(source: LiveCapture, sink: PcapFileSink, limits: SessionLimits, stop: StopSignal,
+def run_session(source: PacketSource, sink: PacketSink, limits: SessionLimits, stop: StopSignal,
                 on_running=None) -> SessionOutcome:  # type: ignore[no-untyped-def]
     """Feed `sink` from `source` until a limit, a stop or a failed write; both are closed after."""
     reason: StopReason | None = None
@@ -66,7 +72,7 @@ def run_session(source: LiveCapture, sink: PcapFileSink, limits: SessionLimits, 
         try:
             reason = _pump(source, sink, stop, deadline)
             if reason is not StopReason.BYTES_EXCEEDED:
-                select.select([source.fd], [], [], READ_TIMEOUT_MS * 1.5 / 1000)
+                source.wait(LAST_WAIT_SECONDS)
                 sink.drain(source)
                 if sink.full:
                     reason = StopReason.BYTES_EXCEEDED if reason is StopReason.TIME_EXCEEDED else reason
@@ -80,7 +86,7 @@ def run_session(source: LiveCapture, sink: PcapFileSink, limits: SessionLimits, 
     if sink.error is not None:
         reason = None
     return SessionOutcome(started, ended, reason, sink.packets, sink.file_bytes, drops, sink.path, sink.error)
-def _pump(source: LiveCapture, sink: PcapFileSink, stop: StopSignal, deadline: float) -> StopReason:
+def _pump(source: PacketSource, sink: PacketSink, stop: StopSignal, deadline: float) -> StopReason:
     while True:
         if stop.event.is_set():
             return stop.reason
@@ -89,5 +95,5 @@ def _pump(source: LiveCapture, sink: PcapFileSink, stop: StopSignal, deadline: f
         left = deadline - time.monotonic()
         if left <= 0:
             return StopReason.TIME_EXCEEDED
-        select.select([source.fd], [], [], min(POLL_SECONDS, left))
+        source.wait(min(POLL_SECONDS, left))
         sink.drain(source)

@@ -1,0 +1,90 @@
+"""Continuous capture on a netns VM, as ARM defines it: a stream of numbered packets
+(one source port each) crosses many file seams and is read back with tshark, whole, in
+order, none twice; a rolling ring keeps its newest fileCount files; a ring that does not
+roll ends the capture when its files are full."""
+
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+from lab.traffic import inbound, send
+from shared.resource_ids import CaptureId
+
+PAYLOAD = 200
+RECORD = 16 + 14 + 20 + 8 + PAYLOAD  # pcap record header + Ethernet, IPv4, UDP, payload
+FILE_BYTES = 24 + 7 * RECORD + 100  # seven packets a file
+
+
+def _source_ports(path: Path) -> list[int]:
+    command = [shutil.which("tshark") or "tshark", "-n", "-r", str(path), "-T", "fields", "-e", "udp.srcport"]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+    return [int(port) for port in output.split()]
+
+
+def _start(lab, name: str, rolling: bool, file_count: int, port: int) -> tuple[CaptureId, str]:
+    vm = lab.vm1
+    capture = CaptureId(vm.vm.subscription, vm.vm.resource_group, "e2e-watcher", f"{name}-{secrets.token_hex(3)}")
+    local = f"/var/captures/e2e/{capture.name}.cap"
+    body = {"target": vm.vm.arm_id, "bytesToCapturePerPacket": 300, "continuousCapture": rolling,
+            "captureSettings": {"fileCount": file_count, "fileSizeInBytes": FILE_BYTES,
+                                "sessionTimeLimitInSeconds": 120},
+            "storageLocation": {"localPath": local}, "filters": [{"protocol": "UDP", "localPort": str(port)}]}
+    created = lab.client.create(capture, body)
+    assert created.status_code == 201, created.text
+    properties = created.json()["properties"]
+    assert properties["continuousCapture"] is rolling and properties["captureSettings"]["fileCount"] == file_count
+    lab.client.wait_for(capture, "Running")
+    return capture, capture.name
+
+
+def _numbered(lab, port: int, count: int) -> None:
+    send(lab.vm1, [inbound(lab.vm1, "UDP", 20000 + n, port, payload=PAYLOAD) for n in range(count)])
+
+
+def test_a_rolling_ring_keeps_its_newest_files_whole_across_every_seam(lab):
+    capture, name = _start(lab, "ring", True, 3, 7900)
+    _numbered(lab, 7900, 50)
+    lab.client.stop(capture)
+    status = lab.client.wait_for(capture, "Stopped", "Error")
+    assert (status["packetCaptureStatus"], status["stopReason"]) == ("Stopped", "ManuallyStopped")
+    folder = lab.stack.capture_dir(lab.vm1) / "e2e"
+    files = sorted(folder.glob(f"{name}_*.cap"))
+    assert [path.name for path in files] == [f"{name}_{n:05d}.cap" for n in (6, 7, 8)], "oldest removed first"
+    assert [port for path in files for port in _source_ports(path)] == list(range(20035, 20050))
+    assert all(path.stat().st_size <= FILE_BYTES for path in files)
+    summary = status["packetWatchSummary"]
+    assert summary["packets"] == 50 and [f["packets"] for f in summary["files"]] == [7] * 7 + [1]
+    assert [f["kept"] for f in summary["files"]] == [False] * 5 + [True] * 3
+    assert summary["filePaths"] == [str(path) for path in files] and summary["protocols"] == {"UDP": 15}
+
+
+def test_a_ring_that_does_not_roll_ends_the_capture_when_its_files_are_full(lab):
+    capture, name = _start(lab, "files", False, 2, 7910)
+    _numbered(lab, 7910, 30)
+    status = lab.client.wait_for(capture, "Stopped", "Error")
+    assert status["stopReason"] == "TotalBytesPerSessionExceeded"
+    files = sorted((lab.stack.capture_dir(lab.vm1) / "e2e").glob(f"{name}_*.cap"))
+    assert [port for path in files for port in _source_ports(path)] == list(range(20000, 20014))
+    assert len(files) == 2 and status["packetWatchSummary"]["packets"] == 14
+
+
+def test_continuous_capture_refuses_what_arm_says_it_cannot_take_naming_the_field(lab):
+    vm = lab.vm1
+    capture = CaptureId(vm.vm.subscription, vm.vm.resource_group, "e2e-watcher", "ring-bad")
+    base = {"target": vm.vm.arm_id, "continuousCapture": True}
+    cases = [
+        ({**base, "storageLocation": {"filePath": "/var/captures/e2e/x.cap"}}, "properties.storageLocation.filePath"),
+        ({**base, "storageLocation": {}}, "properties.storageLocation.localPath"),
+        ({**base, "storageLocation": {"localPath": "/var/captures/e2e/x.cap"},
+          "captureSettings": {"fileSizeInBytes": 1000}}, "properties.captureSettings.fileSizeInBytes"),
+        ({"target": vm.vm.arm_id, "storageLocation": {"filePath": "/var/captures/e2e/x.cap"},
+          "captureSettings": {"fileCount": 3}}, "properties.captureSettings"),
+        ({**base, "storageLocation": {"localPath": "/var/captures/e2e/x.cap"},
+          "captureSettings": {"fileCount": 10001}}, "properties.captureSettings.fileCount"),
+    ]
+    for body, field in cases:
+        answer = lab.client.create(capture, body)
+        assert answer.status_code == 400, (body, answer.text)
+        assert field in answer.text, (field, answer.text)
+    assert lab.client.get(capture).status_code == 404

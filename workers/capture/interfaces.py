@@ -1,0 +1,51 @@
+"""The two seams of the capture pipeline, as small protocols: what a session needs from
+whatever reads packets and from wherever they go. The live libpcap handle and the pcap
+file are one implementation each; tests drive a session with a source of their own."""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class KernelCounters:
+    received: int
+    dropped: int
+    interface_dropped: int
+
+
+class PacketSource(Protocol):
+    """Packets as libpcap hands them: a link type, a snap length, and `dispatch`, which calls
+    a pcap_handler (C or ctypes) with (user, header, data) for each ready packet."""
+
+    linktype: int
+    snaplen: int
+
+    def wait(self, seconds: float) -> None:
+        """Return when packets may be ready, or after `seconds`."""
+
+    def dispatch(self, count: int, callback: ctypes.c_void_p | ctypes._CFuncPtr, user: ctypes.c_void_p | None) -> int:
+        """Hand up to `count` ready packets to `callback`; returns how many."""
+
+    def counters(self) -> KernelCounters: ...
+
+    def close(self) -> None: ...
+
+
+class PacketSink(Protocol):
+    """Where a session's packets go, within a byte budget; the first write that fails ends
+    the session (`error`), and what was kept is counted from what is really stored."""
+
+    path: Path
+    packets: int
+    file_bytes: int
+    full: bool
+    error: OSError | None
+
+    def drain(self, source: PacketSource) -> int:
+        """Take every packet `source` has ready (until full); returns how many."""
+
+    def close(self) -> None: ...
