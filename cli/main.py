@@ -35,10 +35,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _control(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.control import run_control
+    from datetime import timedelta
 
+    from shared.storage_accounts import load_storage_accounts
+    from workers.control import run_control
+    from workers.file_uploads import FileUploads
+
+    uploads = FileUploads(load_storage_accounts(settings.storage_config),
+                          timedelta(seconds=settings.upload_retry_seconds))
     run_control(settings.broker_url, settings.database_url, settings.heartbeat_seconds,
-                settings.start_deadline_seconds, (settings.metrics_host, args.metrics_port))
+                settings.start_deadline_seconds, (settings.metrics_host, args.metrics_port), uploads)
     return 0
 
 

@@ -15,12 +15,12 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from azure.core.exceptions import AzureError
-from azure.storage.blob import BlobSasPermissions
 
 from functions.dispatch import Dispatcher, capture_message, stop_message
 from functions.metrics import CAPTURES_CREATED
 from shared.arm import PacketCaptureParameters, PacketCaptureQueryStatusResult, PcStatus, format_arm_time
 
+from shared.capture_files import files_of
 from shared.capture_spec import CaptureSpec, build_spec
 from shared.errors import AgentNotFound, BrokerUnavailable
 from shared.failpoints import failpoint
@@ -28,15 +28,13 @@ from shared.outbox import PendingMessage
 from shared.messages import UploadTarget
 from shared.registry import AlertClaim, CaptureRecord, Created, Registry
 from shared.resource_ids import CaptureId, VirtualMachineId
-from shared.storage_accounts import StorageAccount, StorageAccounts
+from shared.storage_accounts import SAS_MARGIN, StorageAccount, StorageAccounts
 from shared.storage_layout import blob_path
 
 ACTIVE = (PcStatus.NOT_STARTED, PcStatus.RUNNING)
 log = logging.getLogger("packetwatch.api")
 
 
-# How long an upload SAS outlives the upload's retry window: the upload itself, clock skew.
-SAS_MARGIN = timedelta(hours=1)
 
 
 class CaptureService:
@@ -61,11 +59,11 @@ class CaptureService:
             return None
         account = self.accounts.lookup(storage_id, "properties.storageLocation.storageId")
         self._ensure_container(account)
+        if parameters.continuous_capture is not None:
+            return None  # each file gets its own SAS from the control worker as it closes
         retry = timedelta(seconds=account.retry_seconds) if account.retry_seconds else self.upload_retry
         expiry = created + self.start_deadline + timedelta(seconds=parameters.seconds_limit) + retry + SAS_MARGIN
-        url = account.blob_sas_url(blob_path(spec.target, created), BlobSasPermissions(create=True, write=True),
-                                   expiry)
-        return UploadTarget(url=url, retry_seconds=retry.total_seconds())
+        return account.upload_target(blob_path(spec.target, created), expiry, retry.total_seconds())
 
     def _ensure_container(self, account: StorageAccount) -> None:
         """Once per account and process; if storage is away now, the upload waits for it."""
@@ -131,6 +129,8 @@ class CaptureService:
     def query_status(self, record: CaptureRecord) -> PacketCaptureQueryStatusResult:
         """ARM's status; for a capture no agent has started, also what it waits for and until when."""
         status = record.to_status()
+        if record.parameters.continuous_capture is not None:
+            status.files = files_of(self.registry.engine, record.capture, record.run_id)
         if record.status is not PcStatus.NOT_STARTED:
             return status
         vm = record.parameters.target

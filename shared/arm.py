@@ -223,13 +223,17 @@ class Talker(ArmModel):
     bytes: int
 
 
-class CaptureFileSummary(ArmModel):
-    """One file of a continuous capture: where it is, what it holds, whether the ring kept it."""
+class CaptureFile(ArmModel):
+    """One file of a continuous capture, as queryStatus shows it in packetWatchFiles: where its
+    agent wrote it, what it holds, and where it was stored (or why it could not be)."""
 
+    index: int
     path: str
     packets: int
     bytes: int
-    kept: bool
+    sha256: str
+    storage_path: str | None = Field(default=None, alias="storagePath")
+    upload_error: str | None = Field(default=None, alias="uploadError")
 
 
 class CaptureSummary(ArmModel):
@@ -243,7 +247,6 @@ class CaptureSummary(ArmModel):
     duration_seconds: float | None = Field(default=None, alias="durationSeconds")
     protocols: dict[str, int] = Field(default_factory=dict)
     top_talkers: list[Talker] = Field(default_factory=list, alias="topTalkers")
-    files: list[CaptureFileSummary] | None = None  # continuous capture: every file of the ring, in order
 
 
 class PacketCaptureQueryStatusResult(ArmModel):
@@ -258,6 +261,7 @@ class PacketCaptureQueryStatusResult(ArmModel):
     status_detail: str | None = Field(default=None, alias="packetWatchStatusDetail")
     start_deadline: datetime | None = Field(default=None, alias="packetWatchStartDeadline")
     agent_last_seen: datetime | None = Field(default=None, alias="packetWatchAgentLastSeen")
+    files: list[CaptureFile] | None = Field(default=None, alias="packetWatchFiles")  # continuous capture
 
     @field_serializer("capture_start_time", "start_deadline", "agent_last_seen")
     def _serialize_time(self, value: datetime | None) -> str | None:

@@ -57,7 +57,7 @@ def _location(capture: CaptureId, params: PacketCaptureParameters, capture_root:
     location = params.storage_location
     where = f"{prefix}.storageLocation"
     if params.continuous_capture is not None:
-        return _ring_location(params, capture_root, where)
+        return _ring_location(capture, params, capture_root, created, where)
     checks = Collector()
     if location.local_path is not None:
         checks.errors.append(InvalidField(f"{where}.localPath", location.local_path,
@@ -73,24 +73,25 @@ def _location(capture: CaptureId, params: PacketCaptureParameters, capture_root:
     return relative or spool_relative_path(capture, created)
 
 
-def _ring_location(params: PacketCaptureParameters, capture_root: str, where: str) -> str:
-    """A continuous capture's files live at localPath on the VM (filePath is not ARM's for it)."""
+def _ring_location(capture: CaptureId, params: PacketCaptureParameters, capture_root: str, created: datetime,
+                   where: str) -> str:
+    """A continuous capture's files go to localPath on the VM, or the spool before upload
+    (filePath is not ARM's for it)."""
     location = params.storage_location
     checks = Collector()
     if location.file_path is not None:
         checks.errors.append(InvalidField(f"{where}.filePath", location.file_path,
                                           "is invalid with continuousCapture; use localPath"))
+    if not location.local_path and not location.storage_id:
+        checks.errors.append(InvalidField(f"{where}.localPath", None,
+                                          "is required for continuous capture without a storageId"))
     if location.storage_id:
-        checks.errors.append(InvalidField(f"{where}.storageId", location.storage_id,
-                                          "continuous capture to a storage account is not supported yet; "
-                                          "use localPath (the ring stays on the VM)"))
-    if not location.local_path:
-        checks.errors.append(InvalidField(f"{where}.localPath", None, "is required for continuous capture"))
+        checks.check(storage_account_name, location.storage_id, f"{where}.storageId")
     relative = None
     if location.local_path:
         relative = checks.check(relative_capture_path, location.local_path, capture_root, f"{where}.localPath")
     checks.raise_any()
-    return relative
+    return relative or spool_relative_path(capture, created)
 
 
 def _filters(params: PacketCaptureParameters, prefix: str) -> tuple[FilterSpec, ...]:

@@ -17,6 +17,7 @@ class TaskName(str, Enum):
     UPLOAD = "packetwatch.agent.upload"
     STATUS = "packetwatch.control.status"
     UPLOADED = "packetwatch.control.uploaded"
+    FILE_CLOSED = "packetwatch.control.file_closed"
     HEARTBEAT = "packetwatch.control.heartbeat"
     TICK = "packetwatch.control.tick"
     NOTIFY = "packetwatch.notify.deliver"
@@ -73,9 +74,24 @@ class Heartbeat(BaseModel):
     running: list[str] = Field(default_factory=list)
 
 
+class FileClosed(BaseModel):
+    """An agent closed one file of a continuous capture: what it holds. The control worker
+    records it and, for a capture with a storage account, sends the agent its upload."""
+
+    capture_id: str
+    run_id: str
+    index: int
+    local_path: str
+    packets: int
+    bytes: int
+    sha256: str
+    closed_at: datetime
+
+
 class UploadRequest(BaseModel):
-    """Sent by an agent to its own queue when a capture with a storage account ends, so
-    the upload survives an agent restart."""
+    """Sent by an agent to its own queue when a capture with a storage account ends (or by
+    the control worker for each file of a continuous capture), so the upload survives an
+    agent restart."""
 
     capture_id: str
     run_id: str
@@ -83,6 +99,7 @@ class UploadRequest(BaseModel):
     local_path: str
     keep_local: bool
     sha256: str
+    file_index: int | None = None  # the file of a continuous capture
 
 
 class UploadResult(BaseModel):
@@ -91,6 +108,7 @@ class UploadResult(BaseModel):
     storage_path: str | None = None
     error_message: str | None = None
     local_path: str
+    file_index: int | None = None
 
 
 class Notification(BaseModel):

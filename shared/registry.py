@@ -27,7 +27,7 @@ from shared import outbox
 from shared.messages import Heartbeat, Outgoing, StatusEvent, TaskName, UploadResult
 from shared.outbox import PendingMessage
 from shared.registry_migrations import prepare
-from shared.registry_schema import agents, alert_captures, captures
+from shared.registry_schema import agents, alert_captures, capture_files, captures
 from shared.resource_ids import CaptureId
 
 # The statuses each status may follow: status only moves forward.
@@ -276,6 +276,7 @@ class Registry:
         """Remove the capture and its unsent capture request (an unsent stop still goes out)."""
         with self.engine.begin() as conn:
             outbox.cancel(conn, capture.key, TaskName.CAPTURE)
+            conn.execute(delete(capture_files).where(capture_files.c.capture_key == capture.key))
             return conn.execute(delete(captures).where(captures.c.key == capture.key)).rowcount == 1
 
     def record_heartbeat(self, beat: Heartbeat, received_at: datetime) -> None:

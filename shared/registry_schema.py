@@ -3,7 +3,7 @@ A change here comes with a migration in shared/migrations/versions (`packetwatch
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -60,4 +60,19 @@ outbox = Table(
     Column("payload", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("lease_until", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# The files of a continuous capture, one row per file its agent closed.
+capture_files = Table(
+    "capture_files", metadata,
+    Column("capture_key", String(512), primary_key=True),
+    Column("run_id", String(64), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("path", Text, nullable=False),
+    Column("packets", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=False),
+    Column("storage_path", Text),
+    Column("upload_error", Text),
 )

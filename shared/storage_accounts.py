@@ -36,11 +36,14 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from shared.config_files import load_model
 from shared.errors import InvalidField
+from shared.messages import UploadTarget
 from shared.storage_layout import BLOB_CONTAINER
 
 # The API waits on storage for seconds, never for the SDK's retries (its first backoff is 15 s):
 # a container it cannot make now is made later, and the capture's upload waits for it.
 CLIENT_OPTIONS = {"retry_total": 0, "connection_timeout": 3, "read_timeout": 10}
+# How long an upload SAS outlives the upload's retry window: the upload itself, clock skew.
+SAS_MARGIN = timedelta(hours=1)
 DELEGATION_KEY_LIFETIME = timedelta(days=7) - timedelta(minutes=5)
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -118,6 +121,11 @@ class StorageAccount(BaseModel):
         token = generate_blob_sas(client.account_name, BLOB_CONTAINER, blob_name,  # type: ignore[arg-type]
                                   permission=permission, expiry=expiry, **signing)
         return f"{client.get_blob_client(BLOB_CONTAINER, blob_name).url}?{token}"
+
+    def upload_target(self, blob_name: str, expiry: datetime, retry_seconds: float) -> UploadTarget:
+        """What an agent needs to store one blob: its URL with a create-and-write SAS."""
+        url = self.blob_sas_url(blob_name, BlobSasPermissions(create=True, write=True), expiry)
+        return UploadTarget(url=url, retry_seconds=retry_seconds)
 
     def _user_delegation_key(self, covering: datetime) -> UserDelegationKey:
         """A user delegation key valid until `covering` (a SAS cannot outlive its key): one key

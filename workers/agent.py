@@ -11,6 +11,7 @@ import logging
 import signal as os_signal
 import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -27,7 +28,7 @@ from shared.errors import InvalidField
 from shared.filter_values import AddressSet
 from shared.filters import parse_filters
 from shared.messages import (
-    CaptureRequest, Heartbeat, StatusEvent, StopRequest, TaskName, UploadRequest, UploadResult,
+    CaptureRequest, FileClosed, Heartbeat, StatusEvent, StopRequest, TaskName, UploadRequest, UploadResult,
 )
 from shared.probes import broker_state, serve_probes
 from shared.resource_ids import VirtualMachineId
@@ -37,7 +38,8 @@ from workers import agent_metrics as metrics
 from workers.capture.live_source import CaptureOpenError, LiveCapture, interface_addresses, interface_state
 from workers.capture.pcap_format import repair_pcap
 from workers.capture.pcap_sink import CaptureWriteError, PcapFileSink
-from workers.capture.ring_sink import RingLayout, RingSink
+from workers.capture.pcap_stats import read_statistics
+from workers.capture.ring_sink import ClosedFile, RingLayout, RingSink
 from workers.capture.session import SessionLimits, StopSignal, run_session
 from workers.capture_summary import file_summary, ring_summary
 from workers.journal import Journal
@@ -83,6 +85,9 @@ class Agent:
         self.running: dict[str, tuple[StopSignal, threading.Thread]] = {}
         self.stopped_early: set[str] = set()
         self.closing = threading.Event()
+        # A continuous capture's closed files are announced from here, never from its capture
+        # thread (which must not wait on the broker).
+        self.file_news = ThreadPoolExecutor(max_workers=1, thread_name_prefix="file-news")
         self._register_tasks(self.app)
         metrics.AGENT.labels(config.vm.arm_id, config.interface, VERSION).set(1)
         metrics.RUNNING.set_function(lambda: len(self.running))
@@ -252,7 +257,7 @@ class Agent:
                                errors=[PcError.LOCAL_FILE_FAILED], summary=summary,
                                error_message=f"{outcome.write_error}; {kept}"))
             return
-        if request.upload is not None:
+        if request.upload is not None and not isinstance(sink, RingSink):
             upload = UploadRequest(capture_id=request.capture_id, run_id=request.run_id, upload=request.upload,
                                    local_path=str(outcome.path), keep_local=bool(params.storage_location.file_path),
                                    sha256=summary.sha256 or "")
@@ -270,7 +275,8 @@ class Agent:
         if ring is not None:
             layout = RingLayout(self.config.capture_dir, partial(ring_file_name, request.relative_file_path),
                                 ring.file_bytes, ring.file_count, ring.rolling)
-            return RingSink(layout, source.linktype, source.snaplen, on_opened=partial(self._journal_path, request))
+            return RingSink(layout, source.linktype, source.snaplen, on_opened=partial(self._journal_path, request),
+                            on_closed=lambda closed: self.file_news.submit(self._file_closed, request, closed))
         sink = PcapFileSink.create(self.config.capture_dir, request.relative_file_path, source.linktype,
                                    source.snaplen, limits.byte_limit)
         try:
@@ -280,6 +286,18 @@ class Agent:
             sink.path.unlink(missing_ok=True)
             raise
         return sink
+
+    def _file_closed(self, request: CaptureRequest, closed: ClosedFile) -> None:
+        """Tell the control worker a file of a continuous capture is complete (it records it
+        and, with a storage account, sends this agent the file's upload)."""
+        try:
+            sha256 = read_statistics(closed.path).sha256
+        except FileNotFoundError:
+            sha256 = ""  # the ring removed it already (files smaller than the time it takes to hash them)
+        event = FileClosed(capture_id=request.capture_id, run_id=request.run_id, index=closed.index,
+                           local_path=str(closed.path), packets=closed.packets, bytes=closed.bytes, sha256=sha256,
+                           closed_at=_now())
+        self._publish_until_sent(TaskName.FILE_CLOSED, event.model_dump(mode="json"), CONTROL_QUEUE)
 
     def _journal_path(self, request: CaptureRequest, path: Path) -> None:
         try:
@@ -298,7 +316,7 @@ class Agent:
             metrics.UPLOADS.labels("failed").inc()
             log.error("capture %s: upload failed, %s kept: %s", request.capture_id, path, exc, extra=where)
             result = UploadResult(capture_id=request.capture_id, run_id=request.run_id, error_message=str(exc),
-                                  local_path=str(path))
+                                  local_path=str(path), file_index=request.file_index)
             self._publish_until_sent(TaskName.UPLOADED, result.model_dump(mode="json"), CONTROL_QUEUE)
             return
         size = path.stat().st_size
@@ -306,7 +324,7 @@ class Agent:
         metrics.UPLOADED_BYTES.inc(size)
         log.info("capture %s: %d bytes stored at %s", request.capture_id, size, url, extra=where)
         result = UploadResult(capture_id=request.capture_id, run_id=request.run_id, storage_path=url,
-                              local_path=str(path))
+                              local_path=str(path), file_index=request.file_index)
         self._publish_until_sent(TaskName.UPLOADED, result.model_dump(mode="json"), CONTROL_QUEUE)
         if not request.keep_local:
             path.unlink(missing_ok=True)

@@ -3,7 +3,7 @@ disk (what is reported is what they hold): one file, or the files of a continuou
 
 from __future__ import annotations
 
-from shared.arm import CaptureFileSummary, CaptureSummary
+from shared.arm import CaptureSummary
 from workers.capture.pcap_stats import FileStatistics, read_statistics
 from workers.capture.ring_sink import RingSink
 from workers.capture.session import SessionOutcome
@@ -23,17 +23,15 @@ def file_summary(outcome: SessionOutcome) -> CaptureSummary:
 
 
 def ring_summary(outcome: SessionOutcome, ring: RingSink) -> CaptureSummary:
-    """Packets and bytes of every file written; protocols and talkers of the files the ring
-    still holds; each file listed, kept or removed."""
-    kept = set(ring.kept)
+    """Packets and bytes of every file written; the files the ring still holds on the VM, and
+    their protocols and talkers (each file is listed in packetWatchFiles as it closes)."""
     merged = FileStatistics()
-    for path in ring.kept:
+    kept = [path for path in ring.kept if path.exists()]  # files uploaded from the spool are gone
+    for path in kept:
         stats = read_statistics(path)
         merged.protocols.update(stats.protocols)
         merged.talkers.update(stats.talkers)
         merged.talker_packets.update(stats.talker_packets)
-    files = [CaptureFileSummary(path=str(closed.path), packets=closed.packets, bytes=closed.bytes,
-                                kept=closed.path in kept) for closed in ring.files]
     return CaptureSummary(packets=ring.packets, bytes=ring.file_bytes, kernel_drops=outcome.kernel_drops,
-                          file_paths=[str(path) for path in ring.kept], duration_seconds=_duration(outcome),
-                          protocols=dict(merged.protocols), top_talkers=merged.top_talkers(), files=files)
+                          file_paths=[str(path) for path in kept], duration_seconds=_duration(outcome),
+                          protocols=dict(merged.protocols), top_talkers=merged.top_talkers())

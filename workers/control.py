@@ -13,19 +13,29 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
+from azure.core.exceptions import AzureError
 from celery import Celery
 from prometheus_client import Counter, Histogram
 
 from shared.arm import PcError, PcStatus, format_arm_time
-from shared.broker import CONTROL_QUEUE, NOTIFY_QUEUE, durable_queue, make_celery, publish, run_worker
-from shared.messages import SILENT_HEARTBEATS, Heartbeat, Notification, StatusEvent, TaskName, UploadResult
+from shared.broker import (
+    CONTROL_QUEUE, NOTIFY_QUEUE, agent_queue_name, durable_queue, make_celery, publish, run_worker,
+)
+from shared.capture_files import file_uploaded, record_file
+from shared.errors import InvalidField
+from shared.messages import (
+    SILENT_HEARTBEATS, FileClosed, Heartbeat, Notification, StatusEvent, TaskName, UploadResult,
+)
 from shared.probes import broker_state, database_state, serve_probes
 from shared.registry import CaptureRecord, Registry
-from shared.resource_ids import CaptureId
+from shared.resource_ids import CaptureId, VirtualMachineId
+from shared.storage_accounts import StorageAccounts
+from workers.file_uploads import FileUploads
 
 log = logging.getLogger("packetwatch.control")
 COMPLETED = "com.packetwatch.capture.completed"
 FAILED = "com.packetwatch.capture.failed"
+ACTIVE_STATUSES = (PcStatus.NOT_STARTED, PcStatus.RUNNING)
 MESSAGES = Counter("packetwatch_control_messages_total", "Messages the control worker took, by task", ["task"])
 LAG = Histogram("packetwatch_control_lag_seconds", "From an agent's report to the control worker applying it",
                 buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
@@ -47,9 +57,11 @@ def notification(record: CaptureRecord, kind: str) -> Notification:
 
 
 class Control:
-    def __init__(self, app: Celery, registry: Registry, heartbeat_seconds: float) -> None:
+    def __init__(self, app: Celery, registry: Registry, heartbeat_seconds: float,
+                 uploads: FileUploads | None = None) -> None:
         self.app = app
         self.registry = registry
+        self.uploads = uploads or FileUploads(StorageAccounts(), timedelta(minutes=15))
         self.interval = timedelta(seconds=heartbeat_seconds)
         self.last_tick: datetime | None = None
         self.ticks_since: datetime | None = None
@@ -144,16 +156,48 @@ class Control:
             sent += 1
         return sent
 
-    def uploaded(self, result: UploadResult) -> None:
-        UPLOADS.labels("stored" if result.storage_path else "failed").inc()
+    def file_closed(self, event: FileClosed) -> None:
+        """Record a continuous capture's file; with a storage account, send its upload."""
+        where = {"capture_id": event.capture_id, "run_id": event.run_id}
+        if not record_file(self.registry.engine, event):
+            return  # delivered again
+        log.info("capture %s: file %d closed, %d packets, %d bytes", event.capture_id, event.index, event.packets,
+                 event.bytes, extra=where)
+        record = self.registry.find(CaptureId.parse(event.capture_id))
+        if record is None or not record.parameters.storage_location.storage_id:
+            return
+        try:
+            request = self.uploads.request_for(record, event)
+        except (InvalidField, AzureError) as exc:
+            file_uploaded(self.registry.engine, UploadResult(capture_id=event.capture_id, run_id=event.run_id,
+                                                             error_message=str(exc), local_path=event.local_path,
+                                                             file_index=event.index))
+            log.error("capture %s: file %d cannot be uploaded: %s", event.capture_id, event.index, exc, extra=where)
+            return
+        publish(self.app, TaskName.UPLOAD.value, request.model_dump(mode="json"),
+                agent_queue_name(VirtualMachineId.parse(record.parameters.target)))
+
+    def uploaded(self, result: UploadResult) -> bool:
+        """Apply an upload's result; False while the capture's Stopped event is not applied
+        yet (the agent sends it first, but another thread of this worker may still hold it):
+        the caller tries again shortly."""
+        if result.file_index is not None:
+            UPLOADS.labels("stored" if result.storage_path else "failed").inc()
+            file_uploaded(self.registry.engine, result)
+            return True
         if self.registry.apply_upload(result):
+            UPLOADS.labels("stored" if result.storage_path else "failed").inc()
             self.notify(result.capture_id, COMPLETED if result.storage_path else FAILED)
+            return True
+        record = self.registry.find(CaptureId.parse(result.capture_id))
+        return not (record is not None and record.run_id == result.run_id and record.status in ACTIVE_STATUSES)
 
 
-def build_control_app(broker_url: str, registry: Registry, heartbeat_seconds: float) -> tuple[Celery, Control]:
+def build_control_app(broker_url: str, registry: Registry, heartbeat_seconds: float,
+                      uploads: FileUploads | None = None) -> tuple[Celery, Control]:
     app = make_celery("packetwatch-control", broker_url)
     app.conf.task_queues = [durable_queue(CONTROL_QUEUE)]
-    control = Control(app, registry, heartbeat_seconds)
+    control = Control(app, registry, heartbeat_seconds, uploads)
 
     @app.task(name=TaskName.TICK.value)
     def tick(payload: dict) -> None:
@@ -165,10 +209,16 @@ def build_control_app(broker_url: str, registry: Registry, heartbeat_seconds: fl
         MESSAGES.labels(TaskName.STATUS.value).inc()
         control.status(StatusEvent.model_validate(payload))
 
-    @app.task(name=TaskName.UPLOADED.value)
-    def uploaded(payload: dict) -> None:
+    @app.task(name=TaskName.UPLOADED.value, bind=True, max_retries=60)
+    def uploaded(task, payload: dict) -> None:  # type: ignore[no-untyped-def]
         MESSAGES.labels(TaskName.UPLOADED.value).inc()
-        control.uploaded(UploadResult.model_validate(payload))
+        if not control.uploaded(UploadResult.model_validate(payload)):
+            raise task.retry(countdown=0.5)
+
+    @app.task(name=TaskName.FILE_CLOSED.value)
+    def file_closed(payload: dict) -> None:
+        MESSAGES.labels(TaskName.FILE_CLOSED.value).inc()
+        control.file_closed(FileClosed.model_validate(payload))
 
     @app.task(name=TaskName.HEARTBEAT.value)
     def heartbeat(payload: dict) -> None:
@@ -196,10 +246,10 @@ def _sweep_forever(control: Control, heartbeat_seconds: float, start_deadline: t
 
 
 def run_control(broker_url: str, database_url: str, heartbeat_seconds: float, start_deadline_seconds: float,
-                probes: tuple[str, int], concurrency: int = 2) -> None:
+                probes: tuple[str, int], uploads: FileUploads, concurrency: int = 2) -> None:
     """Apply agents' news until shut down, serving /metrics, /healthz, /readyz on `probes` (host, port)."""
     registry = Registry.from_url(database_url)
-    app, control = build_control_app(broker_url, registry, heartbeat_seconds)
+    app, control = build_control_app(broker_url, registry, heartbeat_seconds, uploads)
     serve_probes(*probes, lambda: {"database": database_state(registry.engine), "broker": broker_state(broker_url)})
     threading.Thread(target=_sweep_forever, name="sweep", daemon=True,
                      args=(control, heartbeat_seconds, timedelta(seconds=start_deadline_seconds))).start()

@@ -14,6 +14,7 @@ from azure.mgmt.network.models import (
 from lab.stack import free_port
 from tests.tls import server_certificate
 from lab.traffic import inbound, send
+from tests.e2e.test_continuous import wait_for_files
 
 
 class StaticToken:
@@ -100,8 +101,9 @@ def test_the_azure_sdk_creates_a_continuous_capture_and_reads_its_files_in_the_s
         time.sleep(0.2)
         status = sdk.packet_captures.begin_get_status(group, watcher, name).result()
     assert (status.packet_capture_status, status.stop_reason) == ("Stopped", "ManuallyStopped")
-    files = lab.client.status(lab_capture(vm, watcher, name))["packetWatchSummary"]["files"]
-    assert sum(f["packets"] for f in files) == 40 and len(files) == 10 and sum(f["kept"] for f in files) == 4
+    files = wait_for_files(lab, lab_capture(vm, watcher, name), 10)
+    assert sum(f["packets"] for f in files) == 40 and [f["index"] for f in files] == list(range(1, 11))
+    assert len(lab.client.status(lab_capture(vm, watcher, name))["packetWatchSummary"]["filePaths"]) == 4
 
 
 def lab_capture(vm, watcher: str, name: str):

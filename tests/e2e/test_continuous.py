@@ -1,15 +1,23 @@
 """Continuous capture on a netns VM, as ARM defines it: a stream of numbered packets
 (one source port each) crosses many file seams and is read back with tshark, whole, in
 order, none twice; a rolling ring keeps its newest fileCount files; a ring that does not
-roll ends the capture when its files are full."""
+roll ends the capture when its files are full; with a storage account each file is
+uploaded as it closes, verified, and removed from the spool."""
 
+import hashlib
 import secrets
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
+from azure.storage.blob import BlobServiceClient
+
+from lab.azurite import STORAGE_ID
 from lab.traffic import inbound, send
+from shared.registry import Registry
 from shared.resource_ids import CaptureId
+from shared.storage_layout import BLOB_CONTAINER, blob_path
 
 PAYLOAD = 200
 RECORD = 16 + 14 + 20 + 8 + PAYLOAD  # pcap record header + Ethernet, IPv4, UDP, payload
@@ -22,20 +30,31 @@ def _source_ports(path: Path) -> list[int]:
     return [int(port) for port in output.split()]
 
 
-def _start(lab, name: str, rolling: bool, file_count: int, port: int) -> tuple[CaptureId, str]:
+def _start(lab, name: str, rolling: bool, file_count: int, port: int, **location: str) -> tuple[CaptureId, str]:
     vm = lab.vm1
     capture = CaptureId(vm.vm.subscription, vm.vm.resource_group, "e2e-watcher", f"{name}-{secrets.token_hex(3)}")
-    local = f"/var/captures/e2e/{capture.name}.cap"
     body = {"target": vm.vm.arm_id, "bytesToCapturePerPacket": 300, "continuousCapture": rolling,
             "captureSettings": {"fileCount": file_count, "fileSizeInBytes": FILE_BYTES,
                                 "sessionTimeLimitInSeconds": 120},
-            "storageLocation": {"localPath": local}, "filters": [{"protocol": "UDP", "localPort": str(port)}]}
+            "storageLocation": location or {"localPath": f"/var/captures/e2e/{capture.name}.cap"},
+            "filters": [{"protocol": "UDP", "localPort": str(port)}]}
     created = lab.client.create(capture, body)
     assert created.status_code == 201, created.text
     properties = created.json()["properties"]
     assert properties["continuousCapture"] is rolling and properties["captureSettings"]["fileCount"] == file_count
     lab.client.wait_for(capture, "Running")
     return capture, capture.name
+
+
+def wait_for_files(lab, capture: CaptureId, count: int, stored: bool = False, timeout: float = 30) -> list[dict]:
+    """packetWatchFiles once it lists `count` files (and, with `stored`, each stored)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        files = lab.client.status(capture).get("packetWatchFiles", [])
+        if len(files) == count and (not stored or all(f.get("storagePath") for f in files)):
+            return files
+        assert time.monotonic() < deadline, files
+        time.sleep(0.2)
 
 
 def _numbered(lab, port: int, count: int) -> None:
@@ -54,9 +73,11 @@ def test_a_rolling_ring_keeps_its_newest_files_whole_across_every_seam(lab):
     assert [port for path in files for port in _source_ports(path)] == list(range(20035, 20050))
     assert all(path.stat().st_size <= FILE_BYTES for path in files)
     summary = status["packetWatchSummary"]
-    assert summary["packets"] == 50 and [f["packets"] for f in summary["files"]] == [7] * 7 + [1]
-    assert [f["kept"] for f in summary["files"]] == [False] * 5 + [True] * 3
-    assert summary["filePaths"] == [str(path) for path in files] and summary["protocols"] == {"UDP": 15}
+    assert summary["packets"] == 50 and summary["filePaths"] == [str(path) for path in files]
+    assert summary["protocols"] == {"UDP": 15}, "the files the ring kept"
+    listed = wait_for_files(lab, capture, 8)
+    assert [(f["index"], f["packets"]) for f in listed] == [(n, 7) for n in range(1, 8)] + [(8, 1)]
+    assert [f["path"] for f in listed[-3:]] == [str(path) for path in files]
 
 
 def test_a_ring_that_does_not_roll_ends_the_capture_when_its_files_are_full(lab):
@@ -67,6 +88,28 @@ def test_a_ring_that_does_not_roll_ends_the_capture_when_its_files_are_full(lab)
     files = sorted((lab.stack.capture_dir(lab.vm1) / "e2e").glob(f"{name}_*.cap"))
     assert [port for path in files for port in _source_ports(path)] == list(range(20000, 20014))
     assert len(files) == 2 and status["packetWatchSummary"]["packets"] == 14
+
+
+def test_each_file_of_a_continuous_capture_is_uploaded_as_it_closes_and_leaves_the_spool(lab, tmp_path):
+    capture, name = _start(lab, "ringstore", False, 3, 7920, storageId=STORAGE_ID)
+    _numbered(lab, 7920, 20)
+    stored = wait_for_files(lab, capture, 2, stored=True)  # two full files, uploaded while it runs
+    assert lab.client.status(capture)["packetCaptureStatus"] == "Running"
+    lab.client.stop(capture)
+    lab.client.wait_for(capture, "Stopped")
+    stored = wait_for_files(lab, capture, 3, stored=True)
+    prefix = blob_path(lab.vm1.vm, Registry.from_url(lab.stack.database_url).get(capture).created_at)[:-4]
+    service = BlobServiceClient.from_connection_string(lab.azurite.connection_string)
+    ports = []
+    for number, entry in enumerate(stored, start=1):
+        assert entry["storagePath"].endswith(f"/{BLOB_CONTAINER}/{prefix}_{number:05d}.cap")
+        blob = tmp_path / f"{number}.cap"
+        stored_blob = service.get_blob_client(BLOB_CONTAINER, f"{prefix}_{number:05d}.cap")
+        blob.write_bytes(stored_blob.download_blob().readall())
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == entry["sha256"]
+        assert not Path(entry["path"]).exists(), "the spooled file is removed once stored"
+        ports += _source_ports(blob)
+    assert ports == list(range(20000, 20020)) and [e["packets"] for e in stored] == [7, 7, 6]
 
 
 def test_continuous_capture_refuses_what_arm_says_it_cannot_take_naming_the_field(lab):

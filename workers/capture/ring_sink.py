@@ -69,11 +69,6 @@ class RingSink:
     def _open_now(self) -> bool:
         return self.current.dumper is not None
 
-    @property
-    def files(self) -> list[ClosedFile]:
-        """Every file of the session, in order (the last one once the ring is closed)."""
-        return list(self.closed)
-
     def drain(self, source: PacketSource) -> int:
         moved = 0
         while not self.full:
