@@ -112,6 +112,28 @@ def test_each_file_of_a_continuous_capture_is_uploaded_as_it_closes_and_leaves_t
     assert ports == list(range(20000, 20020)) and [e["packets"] for e in stored] == [7, 7, 6]
 
 
+def test_delete_of_a_running_ring_stops_it_and_keeps_its_files(lab):
+    capture, name = _start(lab, "ringdel", True, 5, 7930)
+    _numbered(lab, 7930, 10)
+    registry = Registry.from_url(lab.stack.database_url)
+    run_id = registry.get(capture).run_id
+
+    def running() -> bool:
+        return any(run_id in agent.running for agent in registry.list_agents())
+
+    deadline = time.monotonic() + 20
+    while not running():  # the agent's heartbeat lists the run
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert lab.client.delete(capture).status_code == 202
+    while running():
+        assert time.monotonic() < deadline, "the agent still runs the deleted capture"
+        time.sleep(0.2)
+    _numbered(lab, 7930, 5)  # after the stop: none of these may appear
+    files = sorted((lab.stack.capture_dir(lab.vm1) / "e2e").glob(f"{name}_*.cap"))
+    assert [port for path in files for port in _source_ports(path)] == list(range(20000, 20010))
+
+
 def test_continuous_capture_refuses_what_arm_says_it_cannot_take_naming_the_field(lab):
     vm = lab.vm1
     capture = CaptureId(vm.vm.subscription, vm.vm.resource_group, "e2e-watcher", "ring-bad")

@@ -208,3 +208,26 @@ def test_an_agent_started_without_vm_learns_it_from_imds_and_captures_for_it(lab
     finally:
         lab.stack.stop(name, signal.SIGTERM)
         lab.stack.start_agent(vm)
+
+
+def test_a_full_disk_ends_a_continuous_capture_with_every_file_readable(lab, small_disk):
+    vm = lab.vm2
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (1024 * 1024))
+    with _agent_instead(lab, vm, small_disk, f"agent-{vm.netns}-tmpfs-ring"):
+        capture = _capture(vm, "fullring")
+        body = {"target": vm.vm.arm_id, "continuousCapture": False, "bytesToCapturePerPacket": 1500,
+                "captureSettings": {"fileCount": 100, "fileSizeInBytes": 200_000, "sessionTimeLimitInSeconds": 300},
+                "storageLocation": {"localPath": f"/var/captures/e2e/{capture.name}.cap"},
+                "filters": [{"protocol": "UDP", "localPort": "7607"}]}
+        assert lab.client.create(capture, body).status_code == 201
+        lab.client.wait_for(capture, "Running")
+        send(vm, [inbound(vm, "UDP", 7608, 7607, payload=1000)], repeat=2000)
+        status = lab.client.wait_for(capture, "Error", "Stopped", timeout=30)
+        assert (status["packetCaptureStatus"], status["packetCaptureError"]) == ("Error", ["LocalFileFailed"]), status
+        assert "No space left on device" in status["packetWatchErrorMessage"]
+        files = sorted((small_disk / "e2e").glob(f"{capture.name}_*.cap"))
+        assert len(files) > 1, "the disk filled after the first file"
+        summary = status["packetWatchSummary"]
+        assert sum(_reads_cleanly(path) for path in files) == summary["packets"] < 2000
+        assert sum(path.stat().st_size for path in files) == summary["bytes"]
