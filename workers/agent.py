@@ -22,8 +22,8 @@ from celery.signals import worker_shutting_down
 
 from shared.arm import CaptureSummary, PcError, PcStatus, StopReason
 from shared.bpf import compile_filters
-from shared.capture_modes import RingSettings, ring_file_name
 from shared.broker import CONTROL_QUEUE, agent_queue_name, durable_queue, make_celery, publish, run_worker
+from shared.capture_modes import RingSettings, ring_file_name
 from shared.errors import InvalidField
 from shared.filter_values import AddressSet
 from shared.filters import parse_filters
@@ -60,7 +60,7 @@ class AgentConfig:
     capture_dir: Path
     broker_url: str
     heartbeat_seconds: float = 10.0
-    probes: tuple[str, int] = ("127.0.0.1", 0)  # where /metrics, /healthz and /readyz are served; port 0: not
+    probes: tuple[str, int] = ("127.0.0.1", 0)  # where /metrics, /healthz and /readyz are served; port 0: nowhere
 
 
 def _now() -> datetime:
@@ -308,26 +308,34 @@ class Agent:
     # -- upload (a task of its own, so it survives an agent restart) ----------------------
     def upload(self, request: UploadRequest) -> None:
         path = Path(request.local_path)
-        where = {"capture_id": request.capture_id, "run_id": request.run_id}
+        if not path.exists():
+            self._upload_failed(request, "the file is no longer on the VM (a rolling ring removes its oldest file "
+                                         "first, uploaded or not)")
+            return
         try:
             with metrics.UPLOAD_SECONDS.time():
                 url = upload_capture(request)
         except UploadFailed as exc:
-            metrics.UPLOADS.labels("failed").inc()
-            log.error("capture %s: upload failed, %s kept: %s", request.capture_id, path, exc, extra=where)
-            result = UploadResult(capture_id=request.capture_id, run_id=request.run_id, error_message=str(exc),
-                                  local_path=str(path), file_index=request.file_index)
-            self._publish_until_sent(TaskName.UPLOADED, result.model_dump(mode="json"), CONTROL_QUEUE)
+            self._upload_failed(request, str(exc))
             return
         size = path.stat().st_size
         metrics.UPLOADS.labels("stored").inc()
         metrics.UPLOADED_BYTES.inc(size)
-        log.info("capture %s: %d bytes stored at %s", request.capture_id, size, url, extra=where)
+        log.info("capture %s: %d bytes stored at %s", request.capture_id, size, url,
+                 extra={"capture_id": request.capture_id, "run_id": request.run_id})
         result = UploadResult(capture_id=request.capture_id, run_id=request.run_id, storage_path=url,
                               local_path=str(path), file_index=request.file_index)
         self._publish_until_sent(TaskName.UPLOADED, result.model_dump(mode="json"), CONTROL_QUEUE)
         if not request.keep_local:
             path.unlink(missing_ok=True)
+
+    def _upload_failed(self, request: UploadRequest, reason: str) -> None:
+        metrics.UPLOADS.labels("failed").inc()
+        log.error("capture %s: upload of %s failed: %s", request.capture_id, request.local_path, reason,
+                  extra={"capture_id": request.capture_id, "run_id": request.run_id})
+        result = UploadResult(capture_id=request.capture_id, run_id=request.run_id, error_message=reason,
+                              local_path=request.local_path, file_index=request.file_index)
+        self._publish_until_sent(TaskName.UPLOADED, result.model_dump(mode="json"), CONTROL_QUEUE)
 
     # -- after a crash ------------------------------------------------------------------
     def recover(self) -> None:
