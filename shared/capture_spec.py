@@ -53,43 +53,25 @@ def _supported(params: PacketCaptureParameters, prefix: str) -> None:
 
 def _location(capture: CaptureId, params: PacketCaptureParameters, capture_root: str, created: datetime,
               prefix: str) -> str:
-    """The capture file's path relative to the capture root."""
+    """The capture file's path relative to the capture root: filePath for a classic capture,
+    localPath for a continuous one (ARM gives each mode its own), else the spool for upload."""
     location = params.storage_location
     where = f"{prefix}.storageLocation"
-    if params.continuous_capture is not None:
-        return _ring_location(capture, params, capture_root, created, where)
+    continuous = params.continuous_capture is not None
+    used, path = ("localPath", location.local_path) if continuous else ("filePath", location.file_path)
+    refused, other = ("filePath", location.file_path) if continuous else ("localPath", location.local_path)
     checks = Collector()
-    if location.local_path is not None:
-        checks.errors.append(InvalidField(f"{where}.localPath", location.local_path,
-                                          "is only valid with continuous capture; use filePath"))
-    if not location.storage_id and not location.file_path:
-        checks.errors.append(InvalidField(where, location.to_arm(), "needs storageId, filePath or both"))
+    if other is not None:
+        checks.errors.append(InvalidField(f"{where}.{refused}", other, f"is invalid with{'' if continuous else 'out'} "
+                                          f"continuousCapture; use {used}"))
+    if not location.storage_id and not path:
+        checks.errors.append(InvalidField(f"{where}.{used}" if continuous else where, location.to_arm(),
+                                          f"needs storageId, {used} or both"))
     if location.storage_id:
         checks.check(storage_account_name, location.storage_id, f"{where}.storageId")
     relative = None
-    if location.file_path:
-        relative = checks.check(relative_capture_path, location.file_path, capture_root, f"{where}.filePath")
-    checks.raise_any()
-    return relative or spool_relative_path(capture, created)
-
-
-def _ring_location(capture: CaptureId, params: PacketCaptureParameters, capture_root: str, created: datetime,
-                   where: str) -> str:
-    """A continuous capture's files go to localPath on the VM, or the spool before upload
-    (filePath is not ARM's for it)."""
-    location = params.storage_location
-    checks = Collector()
-    if location.file_path is not None:
-        checks.errors.append(InvalidField(f"{where}.filePath", location.file_path,
-                                          "is invalid with continuousCapture; use localPath"))
-    if not location.local_path and not location.storage_id:
-        checks.errors.append(InvalidField(f"{where}.localPath", None,
-                                          "is required for continuous capture without a storageId"))
-    if location.storage_id:
-        checks.check(storage_account_name, location.storage_id, f"{where}.storageId")
-    relative = None
-    if location.local_path:
-        relative = checks.check(relative_capture_path, location.local_path, capture_root, f"{where}.localPath")
+    if path:
+        relative = checks.check(relative_capture_path, path, capture_root, f"{where}.{used}")
     checks.raise_any()
     return relative or spool_relative_path(capture, created)
 

@@ -7,6 +7,7 @@ a redelivered request never runs a capture twice.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import signal as os_signal
 import socket
@@ -38,7 +39,6 @@ from workers import agent_metrics as metrics
 from workers.capture.live_source import CaptureOpenError, LiveCapture, interface_addresses, interface_state
 from workers.capture.pcap_format import repair_pcap
 from workers.capture.pcap_sink import CaptureWriteError, PcapFileSink
-from workers.capture.pcap_stats import read_statistics
 from workers.capture.ring_sink import ClosedFile, RingLayout, RingSink
 from workers.capture.session import SessionLimits, StopSignal, run_session
 from workers.capture_summary import file_summary, ring_summary
@@ -291,7 +291,8 @@ class Agent:
         """Tell the control worker a file of a continuous capture is complete (it records it
         and, with a storage account, sends this agent the file's upload)."""
         try:
-            sha256 = read_statistics(closed.path).sha256
+            with closed.path.open("rb") as data:
+                sha256 = hashlib.file_digest(data, "sha256").hexdigest()
         except FileNotFoundError:
             sha256 = ""  # the ring removed it already (files smaller than the time it takes to hash them)
         event = FileClosed(capture_id=request.capture_id, run_id=request.run_id, index=closed.index,

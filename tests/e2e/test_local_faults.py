@@ -63,6 +63,13 @@ def small_disk():
         folder.rmdir()
 
 
+def _half_full(disk: Path) -> Path:
+    """Take 1 MiB of the 2 MiB disk; returns the file that holds it."""
+    filler = disk / "filler"
+    filler.write_bytes(b"\0" * (1024 * 1024))
+    return filler
+
+
 def _ends_in_local_file_failed(lab, vm, capture: CaptureId, reason: str) -> dict:
     status = lab.client.wait_for(capture, "Error", "Stopped", timeout=30)
     assert (status["packetCaptureStatus"], status["packetCaptureError"]) == ("Error", ["LocalFileFailed"]), status
@@ -77,8 +84,7 @@ def _ends_in_local_file_failed(lab, vm, capture: CaptureId, reason: str) -> dict
 
 def test_a_full_disk_ends_the_capture_at_once_with_a_readable_file_and_the_next_capture_runs(lab, small_disk):
     vm = lab.vm2
-    filler = small_disk / "filler"
-    filler.write_bytes(b"\0" * (1024 * 1024))
+    filler = _half_full(small_disk)
     with _agent_instead(lab, vm, small_disk, f"agent-{vm.netns}-tmpfs"):
         capture = _capture(vm, "full")
         _create(lab, vm, capture, 7601)
@@ -212,8 +218,7 @@ def test_an_agent_started_without_vm_learns_it_from_imds_and_captures_for_it(lab
 
 def test_a_full_disk_ends_a_continuous_capture_with_every_file_readable(lab, small_disk):
     vm = lab.vm2
-    filler = small_disk / "filler"
-    filler.write_bytes(b"\0" * (1024 * 1024))
+    _half_full(small_disk)
     with _agent_instead(lab, vm, small_disk, f"agent-{vm.netns}-tmpfs-ring"):
         capture = _capture(vm, "fullring")
         body = {"target": vm.vm.arm_id, "continuousCapture": False, "bytesToCapturePerPacket": 1500,
