@@ -46,6 +46,7 @@ test: setup
 
 bench: setup
 	$(PY) -m bench.capture
+	$(PY) -m bench.look_back
 	$(PY) -m bench.alerts
 
 clean:

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import struct
@@ -127,6 +128,7 @@ def main() -> int:
         runs = [one_run(vm, burst, workdir, expression) for _ in range(args.runs)]
     finally:
         remove_vms([vm])
+        shutil.rmtree(workdir, ignore_errors=True)
     print(f"burst: {args.packets} UDP packets, {matching} matching ({matching / args.packets:.0%}), "
           f"tcpreplay --topspeed, {args.runs} runs, medians; filter {FILTERS}")
     print(f"{'capturer':10} {'matching':>9} {'captured':>9} {'kept':>7} {'drops':>7} {'CPU s/Mpkt':>11} "

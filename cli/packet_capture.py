@@ -95,20 +95,20 @@ def _print(args: argparse.Namespace, result: Any, kind: str) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
-def _filters(text: str | None) -> list[dict]:
+def read_filters(text: str | None, flag: str = "--filters") -> list[dict]:
     if text is None:
         return []
     if text.startswith("@"):
         try:
             text = Path(text[1:]).read_text()
         except OSError as exc:
-            raise CliError(f"--filters: cannot read {text[1:]}: {exc.strerror}") from None
+            raise CliError(f"{flag}: cannot read {text[1:]}: {exc.strerror}") from None
     try:
         filters = json.loads(text)
     except ValueError as exc:
-        raise CliError(f"--filters: not JSON: {exc}") from None
+        raise CliError(f"{flag}: not JSON: {exc}") from None
     if not isinstance(filters, list) or not all(isinstance(item, dict) for item in filters):
-        raise CliError("--filters: must be a JSON list of filter objects")
+        raise CliError(f"{flag}: must be a JSON list of filter objects")
     return filters
 
 
@@ -144,9 +144,11 @@ def create(args: argparse.Namespace) -> int:
         raise CliError("give --storage-account, --file-path (or --local-path with --continuous-capture)")
     properties = {"target": _vm_id(args), "bytesToCapturePerPacket": args.capture_size,
                   "totalBytesPerSession": args.capture_limit, "timeLimitInSeconds": args.time_limit,
-                  "storageLocation": location, "filters": _filters(args.filters)}
+                  "storageLocation": location, "filters": read_filters(args.filters)}
     if args.continuous_capture is not None:
         properties["continuousCapture"] = args.continuous_capture == "true"
+    if args.look_back_seconds is not None:
+        properties["lookBackSeconds"] = args.look_back_seconds
     settings = _capture_settings(args.capture_settings)
     if settings is not None:
         properties["captureSettings"] = settings
@@ -237,6 +239,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     made.add_argument("--capture-settings", nargs="+", metavar="KEY=VALUE",
                       help="with --continuous-capture: file-count=10 file-size-in-bytes=104857600 "
                            "session-time-limit-in-seconds=86400")
+    made.add_argument("--look-back-seconds", type=int, metavar="S",
+                      help="PacketWatch: begin with the S seconds of matching packets before the capture was asked "
+                           "for, from the agent's look-back ring (agent run --look-back-seconds)")
     made.add_argument("--local-path", help="with --continuous-capture: where the ring's files go on the VM "
                                            "(under /var/captures, *.cap; each file gets a _00001 suffix)")
     made.set_defaults(handler=lambda args, settings: create(args))

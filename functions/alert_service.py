@@ -152,6 +152,7 @@ class AlertService:
             target=vm.arm_id, bytes_to_capture_per_packet=template.bytes_to_capture_per_packet,
             total_bytes_per_session=template.total_bytes_per_session,
             time_limit_in_seconds=template.time_limit_in_seconds, filters=template.filters,
+            look_back_seconds=template.look_back_seconds or None,
             storage_location=PacketCaptureStorageLocation(
                 storage_id=template.storage_id, file_path=f"{directory}/{name}.cap" if directory else None),
         )

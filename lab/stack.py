@@ -128,10 +128,10 @@ class Stack:
                 time.sleep(0.2)
         raise TimeoutError(f"{name} did not answer within {START_TIMEOUT}s; see {self.workdir}/{name}.log")
 
-    def start_agent(self, vm: LabVm) -> None:
+    def start_agent(self, vm: LabVm, *options: str) -> None:
         """An agent as on a real VM: no database, no storage account keys."""
         self.spawn(f"agent-{vm.netns}", "agent", "run", "--vm", vm.vm.arm_id, "--interface", vm.vm_if,
-                   "--netns", vm.netns, "--capture-dir", str(self.capture_dir(vm)),
+                   "--netns", vm.netns, "--capture-dir", str(self.capture_dir(vm)), *options,
                    *self._metrics_port(f"agent-{vm.netns}"),
                    env=dict.fromkeys(CONTROL_SIDE_ONLY))
         self.wait_for_consumer(agent_queue_name(vm.vm))

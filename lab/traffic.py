@@ -7,6 +7,7 @@ them without answering: what a capture sees is exactly what the test sent.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from dataclasses import dataclass
 
@@ -58,9 +59,11 @@ def outbound(vm: LabVm, protocol: str, local_port: int, remote_port: int, payloa
     return Flow(protocol, str(vm.address), remote or str(vm.peer), local_port, remote_port, True, payload)
 
 
-def send(vm: LabVm, flows: list[Flow], repeat: int = 1, gap: float = 0.0) -> None:
+def send(vm: LabVm, flows: list[Flow], repeat: int = 1, gap: float = 0.0,
+         sending: threading.Event | None = None) -> None:
     """Send each flow's frame `repeat` times: inbound ones on the host end of the veth
-    (they arrive at the VM), outbound ones from inside the VM."""
+    (they arrive at the VM), outbound ones from inside the VM. `sending` is set once the
+    frames are built and the first is about to go."""
     if len(flows) * repeat > MAX_FRAMES:
         raise ValueError(f"at most {MAX_FRAMES} frames per call")
     frames = [(flow.outbound, flow.frame(vm)) for flow in flows]
@@ -70,6 +73,8 @@ def send(vm: LabVm, flows: list[Flow], repeat: int = 1, gap: float = 0.0) -> Non
     host_socket = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     host_socket.bind((vm.host_if, 0))
     deadline = time.monotonic() + MAX_SECONDS
+    if sending is not None:
+        sending.set()
     try:
         for _ in range(repeat):
             for is_outbound, frame in frames:

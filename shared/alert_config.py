@@ -8,7 +8,7 @@ import fnmatch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.alert_payloads import AlertNotice
-from shared.arm import MAX_TIME_LIMIT_SECONDS, UINT32_MAX, PacketCaptureFilter
+from shared.arm import MAX_LOOK_BACK_SECONDS, MAX_TIME_LIMIT_SECONDS, UINT32_MAX, PacketCaptureFilter
 from shared.config_files import load_model
 from shared.errors import InvalidField
 from shared.filters import parse_filters
@@ -25,6 +25,8 @@ class CaptureTemplate(ConfigModel):
     time_limit_in_seconds: int = Field(default=600, ge=1, le=MAX_TIME_LIMIT_SECONDS, alias="timeLimitInSeconds")
     total_bytes_per_session: int = Field(default=1073741824, ge=1, le=UINT32_MAX, alias="totalBytesPerSession")
     bytes_to_capture_per_packet: int = Field(default=0, ge=0, le=UINT32_MAX, alias="bytesToCapturePerPacket")
+    # Packets from before the alert, from the agent's look-back ring (0: none).
+    look_back_seconds: int = Field(default=0, ge=0, le=MAX_LOOK_BACK_SECONDS, alias="lookBackSeconds")
     storage_id: str | None = Field(default=None, alias="storageId")
     file_directory: str | None = Field(default="/var/captures/alerts", alias="fileDirectory")
     name_prefix: str | None = Field(default=None, alias="namePrefix", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,29}$")

@@ -25,6 +25,7 @@ SUPPORTED_API_VERSIONS = (
 UINT32_MAX = 4294967295
 DEFAULT_TOTAL_BYTES_PER_SESSION = 1073741824
 MAX_TIME_LIMIT_SECONDS = 18000
+MAX_LOOK_BACK_SECONDS = 3600
 
 
 class PcProtocol(str, Enum):
@@ -172,6 +173,10 @@ class PacketCaptureParameters(ArmRequestModel):
     filters: list[PacketCaptureFilter] = Field(default_factory=list)
     continuous_capture: bool | None = Field(default=None, alias="continuousCapture")
     capture_settings: PacketCaptureSettings | None = Field(default=None, alias="captureSettings")
+    # PacketWatch's extension: begin the file with this many seconds of packets from before the
+    # capture, from the agent's look-back ring (workers/capture/look_back.py).
+    look_back_seconds: Annotated[int, Field(ge=0, le=MAX_LOOK_BACK_SECONDS)] | None = Field(
+        default=None, alias="lookBackSeconds")
 
     @property
     def seconds_limit(self) -> int:
@@ -236,6 +241,16 @@ class CaptureFile(ArmModel):
     upload_error: str | None = Field(default=None, alias="uploadError")
 
 
+class LookBackSummary(ArmModel):
+    """What a capture's look-back gave: how many packets came from before the capture, from
+    when, and why fewer than asked for, if so."""
+
+    requested_seconds: int = Field(alias="requestedSeconds")
+    packets: int = 0
+    earliest: datetime | None = None
+    note: str | None = None
+
+
 class CaptureSummary(ArmModel):
     """PacketWatch's own figures for a capture, shown beside ARM's status fields."""
 
@@ -247,6 +262,7 @@ class CaptureSummary(ArmModel):
     duration_seconds: float | None = Field(default=None, alias="durationSeconds")
     protocols: dict[str, int] = Field(default_factory=dict)
     top_talkers: list[Talker] = Field(default_factory=list, alias="topTalkers")
+    look_back: LookBackSummary | None = Field(default=None, alias="lookBack")
 
 
 class PacketCaptureQueryStatusResult(ArmModel):

@@ -12,6 +12,7 @@ import logging
 import signal as os_signal
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ from pathlib import Path
 from celery import Celery
 from celery.signals import worker_shutting_down
 
-from shared.arm import CaptureSummary, PcError, PcStatus, StopReason
+from shared.arm import CaptureSummary, PacketCaptureFilter, PcError, PcStatus, StopReason
 from shared.bpf import compile_filters
 from shared.broker import CONTROL_QUEUE, agent_queue_name, durable_queue, make_celery, publish, run_worker
 from shared.capture_modes import RingSettings, ring_file_name
@@ -29,7 +30,7 @@ from shared.errors import InvalidField
 from shared.filter_values import AddressSet
 from shared.filters import parse_filters
 from shared.messages import (
-    CaptureRequest, FileClosed, Heartbeat, StatusEvent, StopRequest, TaskName, UploadRequest, UploadResult,
+    CaptureRequest, FileClosed, Heartbeat, StatusEvent, StopRequest, TaskName, UploadRequest,
 )
 from shared.probes import broker_state, serve_probes
 from shared.resource_ids import VirtualMachineId
@@ -37,14 +38,16 @@ from shared.retry import backoff
 from shared.version import VERSION
 from workers import agent_metrics as metrics
 from workers.capture.live_source import CaptureOpenError, LiveCapture, interface_addresses, interface_state
+from workers.agent_look_back import begin_with_look_back, open_ring
+from workers.capture.look_back import LookBackRing, LookBackSettings
 from workers.capture.pcap_format import repair_pcap
 from workers.capture.pcap_sink import CaptureWriteError, PcapFileSink
 from workers.capture.ring_sink import ClosedFile, RingLayout, RingSink
 from workers.capture.session import SessionLimits, StopSignal, run_session
 from workers.capture_summary import file_summary, ring_summary
-from workers.journal import Journal
+from workers.journal import Journal, JournalEntry
 from workers.local_paths import CapturePathRefused
-from workers.uploader import UploadFailed, upload_capture
+from workers.agent_uploads import store_file
 
 log = logging.getLogger("packetwatch.agent")
 MAX_CONCURRENT_CAPTURES = 16
@@ -61,6 +64,8 @@ class AgentConfig:
     broker_url: str
     heartbeat_seconds: float = 10.0
     probes: tuple[str, int] = ("127.0.0.1", 0)  # where /metrics, /healthz and /readyz are served; port 0: nowhere
+    look_back: LookBackSettings | None = None  # the standing ring; off by default
+    look_back_filters: tuple[PacketCaptureFilter, ...] = ()  # what it keeps (ARM filters; none: everything)
 
 
 def _now() -> datetime:
@@ -88,6 +93,8 @@ class Agent:
         # A continuous capture's closed files are announced from here, never from its capture
         # thread (which must not wait on the broker).
         self.file_news = ThreadPoolExecutor(max_workers=1, thread_name_prefix="file-news")
+        self.look_back: LookBackRing | None = None
+        self.look_back_state = "ok"
         self._register_tasks(self.app)
         metrics.AGENT.labels(config.vm.arm_id, config.interface, VERSION).set(1)
         metrics.RUNNING.set_function(lambda: len(self.running))
@@ -229,10 +236,17 @@ class Agent:
         vm_addresses = AddressSet.of(interface_addresses(self.config.interface, self.config.netns))
         program = compile_filters(specs, vm_addresses, params.bytes_to_capture_per_packet)
         limits = SessionLimits.of(params)
+        opened_at = time.time()
         source = LiveCapture(self.config.interface, program, limits.snaplen, self.config.netns)
         try:
             sink = self._open_sink(request, source, limits)
         except BaseException:
+            source.close()
+            raise
+        try:
+            look_back = begin_with_look_back(self.look_back, request, source, program, sink, opened_at)
+        except BaseException:
+            sink.close()
             source.close()
             raise
 
@@ -250,6 +264,7 @@ class Agent:
 
         outcome = run_session(source, sink, limits, signal, on_running)
         summary = ring_summary(outcome, sink) if isinstance(sink, RingSink) else file_summary(outcome)
+        summary.look_back = look_back
         if outcome.write_error is not None:
             kept = f"{outcome.path} holds the {outcome.packets} packets written until then" if outcome.file_bytes \
                 else "no file was kept"
@@ -300,60 +315,47 @@ class Agent:
                            closed_at=_now())
         self._publish_until_sent(TaskName.FILE_CLOSED, event.model_dump(mode="json"), CONTROL_QUEUE)
 
-    def _journal_path(self, request: CaptureRequest, path: Path) -> None:
+    def _journal_path(self, request: CaptureRequest, path: Path, file_index: int | None = None) -> None:
         try:
-            self.journal.set_path(request.run_id, request.capture_id, path)
+            self.journal.set_path(request.run_id, request.capture_id, path, file_index)
         except OSError as exc:
             raise CaptureWriteError(path, exc) from None
 
     # -- upload (a task of its own, so it survives an agent restart) ----------------------
     def upload(self, request: UploadRequest) -> None:
-        path = Path(request.local_path)
-        if not path.exists():
-            self._upload_failed(request, "the file is no longer on the VM (a rolling ring removes its oldest file "
-                                         "first, uploaded or not)")
-            return
-        try:
-            with metrics.UPLOAD_SECONDS.time():
-                url = upload_capture(request)
-        except UploadFailed as exc:
-            self._upload_failed(request, str(exc))
-            return
-        size = path.stat().st_size
-        metrics.UPLOADS.labels("stored").inc()
-        metrics.UPLOADED_BYTES.inc(size)
-        log.info("capture %s: %d bytes stored at %s", request.capture_id, size, url,
-                 extra={"capture_id": request.capture_id, "run_id": request.run_id})
-        result = UploadResult(capture_id=request.capture_id, run_id=request.run_id, storage_path=url,
-                              local_path=str(path), file_index=request.file_index)
+        result = store_file(request)
         self._publish_until_sent(TaskName.UPLOADED, result.model_dump(mode="json"), CONTROL_QUEUE)
-        if not request.keep_local:
-            path.unlink(missing_ok=True)
-
-    def _upload_failed(self, request: UploadRequest, reason: str) -> None:
-        metrics.UPLOADS.labels("failed").inc()
-        log.error("capture %s: upload of %s failed: %s", request.capture_id, request.local_path, reason,
-                  extra={"capture_id": request.capture_id, "run_id": request.run_id})
-        result = UploadResult(capture_id=request.capture_id, run_id=request.run_id, error_message=reason,
-                              local_path=request.local_path, file_index=request.file_index)
-        self._publish_until_sent(TaskName.UPLOADED, result.model_dump(mode="json"), CONTROL_QUEUE)
+        if result.storage_path and not request.keep_local:
+            Path(request.local_path).unlink(missing_ok=True)
 
     # -- after a crash ------------------------------------------------------------------
     def recover(self) -> None:
         """Captures this agent was running when it died: make their files readable, report
-        them as Error/AgentStopped, and never run them again."""
+        them as Error/AgentStopped, and never run them again. The file a continuous capture
+        was writing is announced as closed first, so it is listed (and uploaded) like the
+        ring's other files."""
         for entry in self.journal.unfinished():
             message = "the agent stopped during this capture"
             summary = None
             if entry.path and Path(entry.path).exists():
                 path = Path(entry.path)
                 packets = repair_pcap(path)
-                summary = CaptureSummary(packets=packets, bytes=path.stat().st_size, file_paths=[str(path)])
+                size = path.stat().st_size
+                summary = CaptureSummary(packets=packets, bytes=size, file_paths=[str(path)])
                 message += f"; {path} holds the {packets} packets captured until then"
+                if entry.file_index is not None:
+                    self._file_closed_after_crash(entry, path, packets, size)
             self.report(StatusEvent(capture_id=entry.capture_id, run_id=entry.run_id, status=PcStatus.ERROR,
                                     reported_at=_now(), errors=[PcError.AGENT_STOPPED], error_message=message,
                                     summary=summary))
             self.journal.finish(entry.run_id)
+
+    def _file_closed_after_crash(self, entry: JournalEntry, path: Path, packets: int, size: int) -> None:
+        with path.open("rb") as data:
+            sha256 = hashlib.file_digest(data, "sha256").hexdigest()
+        event = FileClosed(capture_id=entry.capture_id, run_id=entry.run_id, index=entry.file_index or 0,
+                           local_path=str(path), packets=packets, bytes=size, sha256=sha256, closed_at=_now())
+        self._publish_until_sent(TaskName.FILE_CLOSED, event.model_dump(mode="json"), CONTROL_QUEUE)
 
     # -- running the worker -------------------------------------------------------------
     def run(self, concurrency: int = 8) -> None:
@@ -362,6 +364,7 @@ class Agent:
         os_signal.signal(os_signal.SIGXFSZ, os_signal.SIG_IGN)
         worker_shutting_down.connect(lambda **_: self.shutdown(), weak=False)
         self.recover()
+        self.start_look_back()
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         try:
             self.heartbeat()
@@ -371,7 +374,27 @@ class Agent:
         serve_probes(*self.config.probes, self.readiness)
         run_worker(self.app, self.queue, f"{self.queue}@{socket.gethostname()}", concurrency)
 
+    def start_look_back(self) -> None:
+        """Start the standing look-back ring, if this agent keeps one. An agent whose ring
+        cannot open still captures (its captures say why they have no look-back)."""
+        if self.config.look_back is None:
+            return
+        try:
+            self.look_back = open_ring(self.config.look_back, self.config.look_back_filters, self.config.interface,
+                                       self.config.netns)
+        except (CaptureOpenError, InvalidField, OSError) as exc:
+            self.look_back_state = f"down: {exc}"
+            log.error("look-back ring not started: %s", exc)
+            return
+        threading.Thread(target=self.look_back.run, args=(self.closing,), name="look-back", daemon=True).start()
+        log.info("look-back ring on %s: %d s, at most %d bytes in %s", self.config.interface,
+                 self.config.look_back.seconds, self.config.look_back.spool_bytes, self.config.look_back.folder)
+
     def readiness(self) -> dict[str, str]:
-        """Ready when the broker answers and the interface it captures on exists."""
-        return {"broker": broker_state(self.config.broker_url),
-                "interface": interface_state(self.config.interface, self.config.netns)}
+        """Ready when the broker answers and the interface it captures on exists (and its
+        look-back ring runs, when it keeps one)."""
+        checks = {"broker": broker_state(self.config.broker_url),
+                  "interface": interface_state(self.config.interface, self.config.netns)}
+        if self.config.look_back is not None:
+            checks["lookBack"] = self.look_back_state
+        return checks

@@ -20,6 +20,7 @@ class JournalEntry:
     run_id: str
     capture_id: str
     path: str | None
+    file_index: int | None = None  # the file's place in a continuous capture's ring
 
 
 class Journal:
@@ -48,8 +49,8 @@ class Journal:
             os.close(fd)
         return True
 
-    def set_path(self, key: str, capture_id: str, path: Path) -> None:
-        self._write(key, JournalEntry(key, capture_id, str(path)))
+    def set_path(self, key: str, capture_id: str, path: Path, file_index: int | None = None) -> None:
+        self._write(key, JournalEntry(key, capture_id, str(path), file_index))
 
     def finish(self, key: str) -> None:
         self._marker(key, "finished").touch(exist_ok=True)

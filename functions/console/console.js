@@ -156,6 +156,7 @@ $("create").addEventListener("submit", async (event) => {
   for (const limit of ["bytesToCapturePerPacket", "totalBytesPerSession", "timeLimitInSeconds"]) {
     properties[limit] = Number($(limit).value);
   }
+  if (Number($("lookBackSeconds").value)) properties.lookBackSeconds = Number($("lookBackSeconds").value);
   if ($("continuousCapture").value) {
     properties.continuousCapture = $("continuousCapture").value === "true";
     properties.captureSettings = {};

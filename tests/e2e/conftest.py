@@ -49,6 +49,10 @@ def _entra_storage(workdir: Path, identity: IdentityEndpoint) -> EntraStorage:
 
 
 FUNCTION_KEY = "e2e-function-key"
+LOOK_BACK_RULE = "E2eLookBack"
+LOOK_BACK_PORT = 7310
+LOOK_BACK_TEMPLATE = {"lookBackSeconds": 30, "timeLimitInSeconds": 60,
+                      "filters": [{"protocol": "UDP", "localPort": str(LOOK_BACK_PORT)}]}
 WRONG_KEY = base64.b64encode(b"not the account key of the emulator, 64 bytes long...........!").decode()
 NOTIFY_SECRET = "whsec_" + base64.b64encode(b"e2e-notify-secret-0123456789-abcdef").decode()
 UNREACHABLE_STORAGE_ID = STORAGE_ID.replace(ACCOUNT, "nowhere")
@@ -61,7 +65,9 @@ def lab(broker_url, tmp_path_factory) -> Iterator[Lab]:
     workdir = tmp_path_factory.mktemp("stack")
     alert_config = workdir / "alerts.json"
     alert_config.write_text(json.dumps({"functionKeys": [FUNCTION_KEY],
-                                        "defaultTemplate": {"timeLimitInSeconds": 120}}))
+                                        "defaultTemplate": {"timeLimitInSeconds": 120},
+                                        "rules": [{"name": "look-back", "alertRule": LOOK_BACK_RULE,
+                                                   "template": LOOK_BACK_TEMPLATE}]}))
     azurite = Azurite(workdir)
     azurite.start()
     identity = ExitStack()

@@ -95,14 +95,15 @@ def test_agent_show_lists_the_agents_that_report_in_and_marks_silent_ones_offlin
     assert rows[gone][1] == "offline"
 
 
-def test_a_continuous_capture_with_az_flags_and_its_settings_checked(lab):
+def test_a_continuous_capture_with_az_flags_and_its_settings_checked_and_a_look_back(lab):
     vm, group, name = lab.vm1, lab.vm1.vm.resource_group, f"cli-ring-{secrets.token_hex(3)}"
     made = _cli(lab, "packet-capture", "create", "-g", group, "--vm", vm.vm.name, "-n", name,
                 "--local-path", f"/var/captures/e2e/{name}.cap", "--continuous-capture", "false",
                 "--capture-settings", "file-count=3", "file-size-in-bytes=1000000",
-                "session-time-limit-in-seconds=60", "--capture-size", "128")
+                "session-time-limit-in-seconds=60", "--capture-size", "128", "--look-back-seconds", "20")
     assert made.returncode == 0, made.stderr
     properties = json.loads(made.stdout)["properties"]
+    assert properties["lookBackSeconds"] == 20
     assert properties["continuousCapture"] is False and properties["storageLocation"] == {
         "localPath": f"/var/captures/e2e/{name}.cap"}
     assert properties["captureSettings"] == {"fileCount": 3, "fileSizeInBytes": 1000000,

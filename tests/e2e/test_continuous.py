@@ -7,6 +7,7 @@ uploaded as it closes, verified, and removed from the spool."""
 import hashlib
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -110,6 +111,29 @@ def test_each_file_of_a_continuous_capture_is_uploaded_as_it_closes_and_leaves_t
         assert not Path(entry["path"]).exists(), "the spooled file is removed once stored"
         ports += _source_ports(blob)
     assert ports == list(range(20000, 20020)) and [e["packets"] for e in stored] == [7, 7, 6]
+
+
+def test_the_file_a_killed_agent_was_writing_is_listed_and_uploaded_after_its_restart(lab, tmp_path):
+    vm = lab.vm1
+    capture, name = _start(lab, "ringkill", True, 5, 7940, storageId=STORAGE_ID)
+    _numbered(lab, 7940, 10)  # file 1 full (7), file 2 open with 3
+    wait_for_files(lab, capture, 1, stored=True)
+    time.sleep(1.0)  # the engine drains and flushes at least every 0.2 s
+    lab.stack.stop(f"agent-{vm.netns}", signal.SIGKILL)
+    lab.stack.start_agent(vm)
+    stored = wait_for_files(lab, capture, 2, stored=True)
+    assert [(f["index"], f["packets"]) for f in stored] == [(1, 7), (2, 3)]
+    status = lab.client.wait_for(capture, "Error", timeout=30)
+    assert status["packetCaptureError"] == ["AgentStopped"]
+    service = BlobServiceClient.from_connection_string(lab.azurite.connection_string)
+    ports = []
+    for entry in stored:
+        blob = tmp_path / f"{entry['index']}.cap"
+        blob.write_bytes(service.get_blob_client(BLOB_CONTAINER, entry["storagePath"].split(f"/{BLOB_CONTAINER}/")[1])
+                         .download_blob().readall())
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == entry["sha256"]
+        ports += _source_ports(blob)
+    assert ports == list(range(20000, 20010)), "every packet, in order, across the crash"
 
 
 def test_delete_of_a_running_ring_stops_it_and_keeps_its_files(lab):

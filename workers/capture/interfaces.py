@@ -48,4 +48,8 @@ class PacketSink(Protocol):
     def drain(self, source: PacketSource) -> int:
         """Take every packet `source` has ready (until full); returns how many."""
 
+    def take_records(self, records: bytes) -> bytes:
+        """Write whole pcap records (host order) that came from elsewhere (the look-back
+        ring), as far as the budget allows; returns what did not fit."""
+
     def close(self) -> None: ...

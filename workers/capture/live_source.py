@@ -18,6 +18,9 @@ from workers.netns import inside
 
 RING_BYTES = 64 * 1024 * 1024
 READ_TIMEOUT_MS = 100
+# The kernel hands packets up a block at a time: a block is readable once full or
+# READ_TIMEOUT_MS after it began, so a packet it has taken is readable within this.
+READABLE_WITHIN_SECONDS = 2 * READ_TIMEOUT_MS / 1000 + 0.05
 
 
 class CaptureOpenError(RuntimeError):
@@ -76,7 +79,8 @@ def interface_addresses(interface: str, netns: str | None = None) -> list[ipaddr
 class LiveCapture:
     """An activated libpcap handle, filtered in the kernel, non-blocking."""
 
-    def __init__(self, interface: str, program: BpfProgram, snaplen: int, netns: str | None = None) -> None:
+    def __init__(self, interface: str, program: BpfProgram, snaplen: int, netns: str | None = None,
+                 buffer_bytes: int = RING_BYTES) -> None:
         self.interface = interface
         self.snaplen = snaplen or MAX_SNAPLEN
         pcap = libpcap.lib()
@@ -89,7 +93,7 @@ class LiveCapture:
             pcap.pcap_set_snaplen(handle, self.snaplen)
             pcap.pcap_set_promisc(handle, 0)
             pcap.pcap_set_timeout(handle, READ_TIMEOUT_MS)
-            pcap.pcap_set_buffer_size(handle, RING_BYTES)
+            pcap.pcap_set_buffer_size(handle, buffer_bytes)
             status = pcap.pcap_activate(handle)
         if status < 0:
             reason = self._error() if status == -1 else pcap.pcap_statustostr(status).decode()

@@ -34,22 +34,37 @@ class Readable(Protocol):
 def records(handle: Readable) -> Iterator[tuple[int, bytes]]:
     """(original length, captured bytes) of each whole record of a file read from its start;
     ends at the first torn record."""
+    for _seconds, _micros, length, frame in timed_records(handle):
+        yield length, frame
+
+
+def timed_records(handle: Readable, end: int | None = None) -> Iterator[tuple[int, int, int, bytes]]:
+    """(seconds, microseconds, original length, captured bytes) of each whole record of a
+    microsecond file read from its start, up to byte `end` if given; ends at the first torn
+    record."""
     header = handle.read(FILE_HEADER_BYTES)
     if len(header) < FILE_HEADER_BYTES:
         return
     record = record_struct(header)
-    while True:
+    offset = FILE_HEADER_BYTES
+    while end is None or offset + RECORD_HEADER_BYTES <= end:
         head = handle.read(RECORD_HEADER_BYTES)
         if len(head) < RECORD_HEADER_BYTES:
             return
-        caplen, length = record.unpack(head)[2:]
+        seconds, micros, caplen, length = record.unpack(head)
         frame = handle.read(caplen)
-        if len(frame) < caplen:
+        offset += RECORD_HEADER_BYTES + caplen
+        if len(frame) < caplen or (end is not None and offset > end):
             return
-        yield length, frame
+        yield seconds, micros, length, frame
 
 
 NATIVE_RECORD = struct.Struct(("<" if sys.byteorder == "little" else ">") + "IIII")
+
+
+def native_record(seconds: int, micros: int, length: int, frame: bytes) -> bytes:
+    """One record in host order, as libpcap writes them (for PcapFileSink.take_records)."""
+    return NATIVE_RECORD.pack(seconds, micros, len(frame), length) + frame
 
 
 def split_records(records: bytes, room: int) -> tuple[int, int]:

@@ -39,7 +39,7 @@ class RingSink:
 
     def __init__(self, layout: RingLayout, linktype: int, snaplen: int,
                  on_closed: Callable[[ClosedFile], None] = lambda closed: None,
-                 on_opened: Callable[[Path], None] = lambda path: None) -> None:
+                 on_opened: Callable[[Path, int], None] = lambda path, index: None) -> None:
         self.layout = layout
         self.linktype = linktype
         self.snaplen = snaplen
@@ -78,6 +78,13 @@ class RingSink:
             self._rotate()
         return moved
 
+    def take_records(self, records: bytes) -> bytes:
+        rest = self.current.take_records(records)
+        if rest:
+            self.current.spilled = rest
+            self._rotate()
+        return b""
+
     def close(self) -> None:
         self._finish(self.current)
 
@@ -86,7 +93,7 @@ class RingSink:
         sink = PcapFileSink.create(self.layout.root, self.layout.name_of(index), self.linktype, self.snaplen,
                                    self.layout.file_bytes, spill=True)
         self.kept.append(sink.path)
-        self.on_opened(sink.path)
+        self.on_opened(sink.path, index)
         return sink
 
     def _rotate(self) -> None:

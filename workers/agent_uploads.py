@@ -1,0 +1,42 @@
+"""The agent's upload task: store one finished file at its blob (workers/uploader.py) and
+say how it went, as the UploadResult the control worker applies. Kept apart from the
+capture code: an upload is a task of its own, so it survives an agent restart."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from shared.messages import UploadRequest, UploadResult
+from workers import agent_metrics as metrics
+from workers.uploader import UploadFailed, upload_capture
+
+log = logging.getLogger("packetwatch.agent")
+GONE = "the file is no longer on the VM (a rolling ring removes its oldest file first, uploaded or not)"
+
+
+def store_file(request: UploadRequest) -> UploadResult:
+    """Upload and verify the file; the result carries its blob URL, or why it failed."""
+    path = Path(request.local_path)
+    if not path.exists():
+        return _failed(request, GONE)
+    try:
+        with metrics.UPLOAD_SECONDS.time():
+            url = upload_capture(request)
+    except UploadFailed as exc:
+        return _failed(request, str(exc))
+    size = path.stat().st_size
+    metrics.UPLOADS.labels("stored").inc()
+    metrics.UPLOADED_BYTES.inc(size)
+    log.info("capture %s: %d bytes stored at %s", request.capture_id, size, url,
+             extra={"capture_id": request.capture_id, "run_id": request.run_id})
+    return UploadResult(capture_id=request.capture_id, run_id=request.run_id, storage_path=url, local_path=str(path),
+                        file_index=request.file_index)
+
+
+def _failed(request: UploadRequest, reason: str) -> UploadResult:
+    metrics.UPLOADS.labels("failed").inc()
+    log.error("capture %s: upload of %s failed: %s", request.capture_id, request.local_path, reason,
+              extra={"capture_id": request.capture_id, "run_id": request.run_id})
+    return UploadResult(capture_id=request.capture_id, run_id=request.run_id, error_message=reason,
+                        local_path=request.local_path, file_index=request.file_index)
