@@ -47,6 +47,7 @@ test: setup
 bench: setup
 	$(PY) -m bench.capture
 	$(PY) -m bench.look_back
+	$(PY) -m bench.scale_set
 	$(PY) -m bench.alerts
 
 clean:

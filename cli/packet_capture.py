@@ -14,7 +14,7 @@ import httpx
 
 from cli.arm_client import ArmClient
 from shared.arm import DEFAULT_TOTAL_BYTES_PER_SESSION, MAX_TIME_LIMIT_SECONDS
-from shared.resource_ids import CaptureId, VirtualMachineId
+from shared.resource_ids import CaptureId, ScaleSetId, VirtualMachineId
 
 DEFAULT_WATCHER = "PacketWatch"
 TABLE_COLUMNS = {
@@ -112,10 +112,15 @@ def read_filters(text: str | None, flag: str = "--filters") -> list[dict]:
     return filters
 
 
-def _vm_id(args: argparse.Namespace) -> str:
-    if args.vm.startswith("/"):
-        return VirtualMachineId.parse(args.vm, "--vm").arm_id
-    return VirtualMachineId(args.subscription, args.resource_group, args.vm).arm_id
+def _target_id(args: argparse.Namespace) -> str:
+    """--target (or --vm): a name in -g, or a resource ID; a scale set with --target-type AzureVMSS."""
+    flag, value = ("--target", args.target) if args.target else ("--vm", args.vm)
+    if not value:
+        raise CliError("give --vm (or --target): the VM, or with --target-type AzureVMSS the scale set")
+    kind = ScaleSetId if args.target_type == "AzureVMSS" else VirtualMachineId
+    if value.startswith("/"):
+        return kind.parse(value, flag).arm_id
+    return kind(args.subscription, args.resource_group, value).arm_id
 
 
 CAPTURE_SETTINGS = {"file-count": "fileCount", "file-size-in-bytes": "fileSizeInBytes",
@@ -142,13 +147,19 @@ def create(args: argparse.Namespace) -> int:
                                               ("filePath", args.file_path), ("localPath", args.local_path)) if value}
     if not location:
         raise CliError("give --storage-account, --file-path (or --local-path with --continuous-capture)")
-    properties = {"target": _vm_id(args), "bytesToCapturePerPacket": args.capture_size,
+    properties = {"target": _target_id(args), "bytesToCapturePerPacket": args.capture_size,
                   "totalBytesPerSession": args.capture_limit, "timeLimitInSeconds": args.time_limit,
                   "storageLocation": location, "filters": read_filters(args.filters)}
     if args.continuous_capture is not None:
         properties["continuousCapture"] = args.continuous_capture == "true"
     if args.look_back_seconds is not None:
         properties["lookBackSeconds"] = args.look_back_seconds
+    if args.target_type:
+        properties["targetType"] = args.target_type
+    if args.include or args.exclude:
+        if args.target_type != "AzureVMSS":
+            raise CliError("--include and --exclude apply with --target-type AzureVMSS")
+        properties["scope"] = {"include": args.include or [], "exclude": args.exclude or []}
     settings = _capture_settings(args.capture_settings)
     if settings is not None:
         properties["captureSettings"] = settings
@@ -225,7 +236,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     made = actions.add_parser("create", help="create and start a packet capture on a VM")
     _scope(made)
-    made.add_argument("--vm", required=True, help="the VM: a name in -g, or a resource ID")
+    made.add_argument("--vm", help="the VM: a name in -g, or a resource ID")
+    made.add_argument("--target", help="the VM or (with --target-type AzureVMSS) scale set: a name in -g, or an ID")
+    made.add_argument("--target-type", choices=["AzureVM", "AzureVMSS"], help="what --target (or --vm) names "
+                      "(default AzureVM)")
+    made.add_argument("--include", nargs="+", metavar="INSTANCE", help="with AzureVMSS: only these instances "
+                      "(IDs such as 0 1, or names such as vmss_0)")
+    made.add_argument("--exclude", nargs="+", metavar="INSTANCE", help="with AzureVMSS: all instances but these")
     made.add_argument("--storage-account", help="storage account resource ID to upload to")
     made.add_argument("--storage-path", help="URI of the storage path (set by PacketWatch after upload)")
     made.add_argument("--file-path", help="path of the capture file on the VM (under /var/captures, *.cap)")

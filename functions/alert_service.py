@@ -13,21 +13,35 @@ from functions.capture_service import ACTIVE, CaptureService
 from functions.metrics import ALERTS
 from shared.alert_config import AlertConfig, AlertRule, CaptureTemplate
 from shared.alert_payloads import AlertNotice
-from shared.arm import PacketCaptureParameters, PacketCaptureStorageLocation
+from shared.arm import PacketCaptureMachineScope, PacketCaptureParameters, PacketCaptureStorageLocation, TargetType
 from shared.errors import InvalidField
 from shared.registry import AlertClaim
-from shared.resource_ids import CaptureId, VirtualMachineId
+from shared.resource_ids import CaptureId, ScaleSetId, VirtualMachineId, parse_target
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-def capture_name(prefix: str, vm: VirtualMachineId, at: datetime) -> str:
+Target = VirtualMachineId | ScaleSetId
+
+
+def target_parameters(target: Target) -> dict:
+    """The capture's target: a VM's ID; a scale set; one instance as its scale set with scope."""
+    if isinstance(target, ScaleSetId):
+        return {"target": target.arm_id, "target_type": TargetType.AZURE_VMSS}
+    if target.scale_set is not None:
+        return {"target": target.scale_set_id.arm_id, "target_type": TargetType.AZURE_VMSS,
+                "scope": PacketCaptureMachineScope(include=[target.name])}
+    return {"target": target.arm_id}
+
+
+def capture_name(prefix: str, target: Target, at: datetime) -> str:
     """`{rule}-{vm}-{UTC time to the millisecond}`, cut and cleaned to a legal ARM name."""
     def part(text: str) -> str:
         return _NOT_NAME.sub("-", text).strip("-._")[:30] or "alert"
 
     utc = at.astimezone(timezone.utc)
-    name = f"{part(prefix)}-{part(vm.name)}-{utc:%Y%m%dT%H%M%S}.{utc.microsecond // 1000:03d}Z"
+    label = target.computer_name if isinstance(target, VirtualMachineId) else target.name
+    name = f"{part(prefix)}-{part(label)}-{utc:%Y%m%dT%H%M%S}.{utc.microsecond // 1000:03d}Z"
     return name if name[0].isalnum() else f"a{name}"[:80]
 
 
@@ -64,20 +78,25 @@ class AlertService:
         self.captures = captures
         self.registry = captures.registry
 
-    def vms(self, notice: AlertNotice, outcome: AlertOutcome) -> list[VirtualMachineId]:
+    def vms(self, notice: AlertNotice, outcome: AlertOutcome) -> list[Target]:
+        """The VMs or scale sets an alert is about; a scale set narrowed to one instance when
+        a label (or metric dimension) names it."""
+        return [self._narrowed(target, notice) for target in self._targets(notice, outcome)]
+
+    def _targets(self, notice: AlertNotice, outcome: AlertOutcome) -> list[Target]:
         found = []
         for resource_id in notice.resource_ids:
             try:
-                found.append(VirtualMachineId.parse(resource_id))
+                found.append(parse_target(resource_id, "target"))
             except InvalidField:
                 outcome.skipped.append({"alertRule": notice.rule, "target": resource_id,
-                                        "reason": f"target {resource_id} is not a virtual machine"})
+                                        "reason": f"target {resource_id} is not a virtual machine or scale set"})
         if notice.resource_ids:
             return found
         for label in self.config.vm_id_labels:
             if label in notice.labels:
                 try:
-                    return [VirtualMachineId.parse(notice.labels[label], f"labels.{label}")]
+                    return [parse_target(notice.labels[label], f"labels.{label}")]
                 except InvalidField as exc:
                     outcome.skipped.append({"alertRule": notice.rule, "target": notice.labels[label],
                                             "reason": str(exc)})
@@ -87,11 +106,21 @@ class AlertService:
             host, _, port = name.rpartition(":")
             name = host if port.isdigit() and host else name
             if name.lower() in self.config.vm_names:
-                return [VirtualMachineId.parse(self.config.vm_names[name.lower()])]
+                return [parse_target(self.config.vm_names[name.lower()], f"vmNames.{name}")]
         outcome.skipped.append({"alertRule": notice.rule, "reason": (
             f"alert {notice.rule!r} names no VM: no label among {self.config.vm_id_labels} and no "
             f"{self.config.vm_name_labels} label found in the vmNames table")})
         return []
+
+    def _narrowed(self, target: Target, notice: AlertNotice) -> Target:
+        if not isinstance(target, ScaleSetId):
+            return target
+        for label in self.config.instance_labels:
+            value = notice.labels.get(label, "")
+            instance = value[len(target.name) + 1:] if value.lower().startswith(target.name.lower() + "_") else value
+            if instance and instance.isalnum():
+                return target.instance(instance)
+        return target
 
     def template(self, notice: AlertNotice, rule: AlertRule | None) -> CaptureTemplate:
         template = rule.template if rule else self.config.default_template
@@ -124,7 +153,7 @@ class AlertService:
                     ALERTS.labels(notice.source.value, kind).inc(count - before[kind])
         return outcome
 
-    def _resolve(self, notice: AlertNotice, rule: AlertRule | None, vm: VirtualMachineId,
+    def _resolve(self, notice: AlertNotice, rule: AlertRule | None, vm: Target,
                  outcome: AlertOutcome) -> None:
         held = self.registry.alert_capture_status(vm.key, notice.rule.lower())
         if rule is not None and rule.stop_on_resolve and held is not None and held[1] in ACTIVE:
@@ -135,7 +164,7 @@ class AlertService:
                                 "reason": f"alert {notice.rule!r} is resolved: nothing to start"})
 
     def _fire(self, notice: AlertNotice, rule: AlertRule | None, template: CaptureTemplate,
-              vm: VirtualMachineId, outcome: AlertOutcome) -> None:
+              vm: Target, outcome: AlertOutcome) -> None:
         claim = AlertClaim(vm.key, notice.rule.lower())
         held = self.registry.alert_capture_status(claim.vm_key, claim.rule_key)
         if held is not None:
@@ -149,7 +178,7 @@ class AlertService:
         capture = CaptureId(vm.subscription, self.config.watcher_resource_group, self.config.watcher_name, name)
         directory = template.file_directory.rstrip("/") if template.file_directory else None
         parameters = PacketCaptureParameters(
-            target=vm.arm_id, bytes_to_capture_per_packet=template.bytes_to_capture_per_packet,
+            **target_parameters(vm), bytes_to_capture_per_packet=template.bytes_to_capture_per_packet,
             total_bytes_per_session=template.total_bytes_per_session,
             time_limit_in_seconds=template.time_limit_in_seconds, filters=template.filters,
             look_back_seconds=template.look_back_seconds or None,
@@ -165,7 +194,7 @@ class AlertService:
         outcome.started.append({"id": capture.arm_id, "name": name, "target": vm.arm_id, "alertRule": notice.rule,
                                 "rule": rule.name if rule else "default"})
 
-    def _already_running(self, holder: CaptureId, notice: AlertNotice, vm: VirtualMachineId,
+    def _already_running(self, holder: CaptureId, notice: AlertNotice, vm: Target,
                          outcome: AlertOutcome) -> None:
         """Answer "already running" only once the holder's request is really queued."""
         self.captures.send_unsent(holder)

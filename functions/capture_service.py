@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 from azure.core.exceptions import AzureError
@@ -25,13 +26,15 @@ from shared.capture_spec import CaptureSpec, build_spec
 from shared.errors import AgentNotFound, BrokerUnavailable
 from shared.failpoints import failpoint
 from shared.outbox import PendingMessage
-from shared.messages import UploadTarget
-from shared.registry import AlertClaim, CaptureRecord, Created, Registry
-from shared.resource_ids import CaptureId, VirtualMachineId
+from shared.messages import Outgoing, UploadTarget
+from shared.registry import AlertClaim, CaptureRecord, Created, InstancePart, Registry
+from shared.resource_ids import CaptureId, ScaleSetId, VirtualMachineId
+from shared.scale_sets import in_scope, scale_set_status
 from shared.storage_accounts import SAS_MARGIN, StorageAccount, StorageAccounts
 from shared.storage_layout import blob_path
 
 ACTIVE = (PcStatus.NOT_STARTED, PcStatus.RUNNING)
+PUBLISHERS = 8  # a scale set capture's requests are published this many at a time
 log = logging.getLogger("packetwatch.api")
 
 
@@ -81,35 +84,88 @@ class CaptureService:
         BrokerUnavailable; `holder` is set instead when the alert claim is another capture's."""
         now = datetime.now(timezone.utc)
         spec = build_spec(capture, parameters, self.capture_root, now)
+        if isinstance(spec.target, ScaleSetId):
+            return self._record_and_send(capture, parameters, spec.target.key, uuid.uuid4().hex, None, claim, source,
+                                         now, self._instance_parts(spec, spec.target, parameters, now))
         if self.require_known_agent and self.registry.agent(spec.target.key) is None:
             raise AgentNotFound(f"no PacketWatch agent has ever reported for {spec.target.arm_id}; install one "
                                 "(packetwatch agent install) or check the VM ID", "properties.target")
         run_id = uuid.uuid4().hex
         upload = self.upload_target(spec, parameters, now)
         request = capture_message(spec, run_id, parameters, now, now + self.start_deadline, upload)
-        created = self.registry.create(capture, parameters, spec.target.key, now, run_id, request, claim)
+        return self._record_and_send(capture, parameters, spec.target.key, run_id, request, claim, source, now)
+
+    def _instance_parts(self, spec: CaptureSpec, scale_set: ScaleSetId, parameters: PacketCaptureParameters,
+                        now: datetime) -> list[InstancePart]:
+        """One capture request per instance in scope, each for its own agent's queue."""
+        instances = in_scope(scale_set, [VirtualMachineId.parse(agent.vm_id, "agent")
+                                         for agent in self.registry.scale_set_agents(scale_set)], parameters.scope)
+        parts = []
+        for instance in instances:
+            part = spec.for_instance(instance)
+            part_parameters = parameters.model_copy(update={"target": instance.arm_id, "target_type": None,
+                                                            "scope": None})
+            run_id = uuid.uuid4().hex
+            upload = self.upload_target(part, part_parameters, now)
+            request = capture_message(part, run_id, part_parameters, now, now + self.start_deadline, upload)
+            parts.append(InstancePart(part.capture, part_parameters, instance.key, run_id, request))
+        return parts
+
+    def _record_and_send(self, capture: CaptureId, parameters: PacketCaptureParameters, target_key: str,
+                         run_id: str, request: Outgoing | None, claim: AlertClaim | None, source: str,
+                         now: datetime, instances: list[InstancePart] | None = None) -> Created:
+        created = self.registry.create(capture, parameters, target_key, now, run_id, request, claim, instances)
         failpoint("capture.recorded")
         try:
             self.send(created.pending)
-        except BrokerUnavailable:
-            if created.created:
-                self.registry.delete(capture)
-                if claim is not None:
-                    self.registry.release_alert_capture(claim.vm_key, claim.rule_key, capture)
-            raise
+        except BrokerUnavailable as exc:
+            if not created.created or not self._partly_sent(capture, created, exc.confirmed):
+                if created.created:
+                    self.registry.delete(capture)
+                    if claim is not None:
+                        self.registry.release_alert_capture(claim.vm_key, claim.rule_key, capture)
+                raise
         failpoint("capture.confirmed")
         if created.created:
             CAPTURES_CREATED.labels(source).inc()
-            log.info("capture %s created by %s for %s, run %s", capture.arm_id, source, spec.target.arm_id, run_id,
-                     extra={"capture_id": capture.arm_id, "run_id": run_id, "source": source})
+            scope = f" ({len(instances)} instances)" if instances else ""
+            log.info("capture %s created by %s for %s%s, run %s", capture.arm_id, source, parameters.target, scope,
+                     run_id, extra={"capture_id": capture.arm_id, "run_id": run_id, "source": source})
         return created
 
     def send(self, pending: list[PendingMessage]) -> None:
-        """Publish recorded messages, each removed from the outbox once the broker confirms it."""
-        for message in pending:
+        """Publish recorded messages, each removed from the outbox once the broker confirms it
+        (a scale set's, several at a time, removed together). On BrokerUnavailable, its
+        `confirmed` says how many the broker took first."""
+        confirmed: list[PendingMessage] = []
+
+        def publish(message: PendingMessage) -> None:
             self.dispatcher.send(message.message)
             failpoint("capture.published")
-            self.registry.message_sent(message)
+            confirmed.append(message)
+
+        try:
+            if len(pending) == 1:
+                publish(pending[0])
+            else:
+                with ThreadPoolExecutor(max_workers=PUBLISHERS) as pool:
+                    for _ in pool.map(publish, pending):
+                        pass
+        except BrokerUnavailable as exc:
+            exc.confirmed = len(confirmed)
+            raise
+        finally:
+            self.registry.messages_sent(confirmed)
+
+    @staticmethod
+    def _partly_sent(capture: CaptureId, created: Created, confirmed: int) -> bool:
+        """A scale set capture some of whose instances already got their request stays (the
+        control worker's relay sends the rest once the broker is back): nothing is lost, and
+        no instance runs a capture that no longer exists."""
+        if confirmed:
+            log.warning("capture %s: the broker failed after %d of %d instance requests; the rest are sent "
+                        "when it is back", capture.arm_id, confirmed, len(created.pending))
+        return confirmed > 0
 
     def send_unsent(self, capture: CaptureId) -> None:
         """Send what an earlier request recorded for this capture but never got confirmed."""
@@ -118,6 +174,10 @@ class CaptureService:
     def stop(self, record: CaptureRecord) -> None:
         """Ask the agent to stop an active capture, once; a stopped one is left as it is. The
         stop is recorded before it is sent, so it is never lost."""
+        if record.status is PcStatus.UNKNOWN:  # a scale set capture: stop every instance's part
+            for part in self.registry.instances(record.capture):
+                self.stop(part)
+            return
         if record.status not in ACTIVE:
             return
         now = datetime.now(timezone.utc)
@@ -128,6 +188,8 @@ class CaptureService:
 
     def query_status(self, record: CaptureRecord) -> PacketCaptureQueryStatusResult:
         """ARM's status; for a capture no agent has started, also what it waits for and until when."""
+        if record.status is PcStatus.UNKNOWN:
+            return scale_set_status(record, self.registry.instances(record.capture))
         status = record.to_status()
         if record.parameters.continuous_capture is not None:
             status.files = files_of(self.registry.engine, record.capture, record.run_id)

@@ -53,8 +53,9 @@ class LabVm:
 
 
 def create_vms(count: int, subscription: str = "00000000-0000-0000-0000-00000000lab0",
-               resource_group: str = "lab-rg") -> list[LabVm]:
-    """Create `count` VMs; their subnet 198.18.N.0/24 differs per VM and per call."""
+               resource_group: str = "lab-rg", scale_set: str | None = None) -> list[LabVm]:
+    """Create `count` VMs; their subnet 198.18.N.0/24 differs per VM and per call. With
+    `scale_set`, they are that scale set's instances 0, 1, …"""
     tag = secrets.token_hex(2)
     base = secrets.randbelow(200)
     vms = []
@@ -64,7 +65,8 @@ def create_vms(count: int, subscription: str = "00000000-0000-0000-0000-00000000
             address = lab_address(f"198.18.{base + index}.2")
             mac = f"02:50:57:{secrets.randbelow(256):02x}:{base + index:02x}:02"
             vm = LabVm(name, f"{name}h", f"{name}v", address, lab_address(f"198.18.{base + index}.1"), mac,
-                       VirtualMachineId(subscription, resource_group, f"vm{index + 1}-{tag}"))
+                       VirtualMachineId(subscription, resource_group, str(index), scale_set) if scale_set
+                       else VirtualMachineId(subscription, resource_group, f"vm{index + 1}-{tag}"))
             _ip("netns", "add", vm.netns)
             vms.append(vm)
             _ip("link", "add", vm.host_if, "type", "veth", "peer", "name", vm.vm_if)

@@ -64,6 +64,10 @@ class AlertConfig(ConfigModel):
                                     alias="vmIdLabels")
     vm_name_labels: list[str] = Field(default_factory=lambda: ["vm", "instance", "host"], alias="vmNameLabels")
     vm_names: dict[str, str] = Field(default_factory=dict, alias="vmNames")
+    # When the alert's target is a scale set: the label (or Azure metric dimension) naming
+    # one instance (`S_ID` or `ID`) narrows the capture to that instance.
+    instance_labels: list[str] = Field(default_factory=lambda: ["VMName", "vmss_instance", "instance_id"],
+                                       alias="instanceLabels")
     watcher_resource_group: str = Field(default="NetworkWatcherRG", alias="watcherResourceGroup",
                                         pattern=r"^[A-Za-z0-9][A-Za-z0-9._()-]{0,89}$")
     watcher_name: str = Field(default="PacketWatch", alias="watcherName",

@@ -55,6 +55,21 @@ def _labels(value: Any, where: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in _object(value, where).items() if isinstance(v, (str, int, float))}
 
 
+def _dimensions(body: dict) -> dict[str, str]:
+    """A metric alert's dimensions (e.g. VMName of a scale set instance), as labels."""
+    context = body["data"].get("alertContext")
+    condition = context.get("condition") if isinstance(context, dict) else None
+    criteria = condition.get("allOf") if isinstance(condition, dict) else None
+    found: dict[str, str] = {}
+    for criterion in criteria if isinstance(criteria, list) else []:
+        dimensions = criterion.get("dimensions") if isinstance(criterion, dict) else None
+        for dimension in dimensions if isinstance(dimensions, list) else []:
+            if isinstance(dimension, dict) and isinstance(dimension.get("name"), str) \
+                    and isinstance(dimension.get("value"), str):
+                found.setdefault(dimension["name"], dimension["value"])
+    return found
+
+
 def _azure_common(body: dict) -> list[AlertNotice]:
     essentials = _object(_object(body.get("data"), "data").get("essentials"), "data.essentials")
     condition = _text(essentials.get("monitorCondition"), "data.essentials.monitorCondition")
@@ -64,6 +79,7 @@ def _azure_common(body: dict) -> list[AlertNotice]:
     labels = {"signalType": str(essentials.get("signalType", "")),
               "monitoringService": str(essentials.get("monitoringService", "")),
               "severity": str(essentials.get("severity", ""))}
+    labels.update({name: value for name, value in _dimensions(body).items() if name not in labels})
     return [AlertNotice(AlertSource.AZURE_COMMON, _text(essentials.get("alertRule"), "data.essentials.alertRule"),
                         condition.lower() == "fired", tuple(targets), labels)]
 

@@ -265,6 +265,22 @@ class CaptureSummary(ArmModel):
     look_back: LookBackSummary | None = Field(default=None, alias="lookBack")
 
 
+class InstanceStatus(ArmModel):
+    """One instance of a scale set capture, as queryStatus shows it in packetWatchInstances."""
+
+    instance_id: str = Field(alias="instanceId")
+    target: str
+    status: PcStatus
+    stop_reason: str | None = Field(default=None, alias="stopReason")
+    errors: list[PcError] = Field(default_factory=list)
+    error_message: str | None = Field(default=None, alias="errorMessage")
+    capture_start_time: datetime | None = Field(default=None, alias="captureStartTime")
+    packets: int = 0
+    bytes: int = 0
+    file_paths: list[str] = Field(default_factory=list, alias="filePaths")
+    storage_path: str | None = Field(default=None, alias="storagePath")
+
+
 class PacketCaptureQueryStatusResult(ArmModel):
     name: str | None = None
     id: str | None = None
@@ -278,6 +294,7 @@ class PacketCaptureQueryStatusResult(ArmModel):
     start_deadline: datetime | None = Field(default=None, alias="packetWatchStartDeadline")
     agent_last_seen: datetime | None = Field(default=None, alias="packetWatchAgentLastSeen")
     files: list[CaptureFile] | None = Field(default=None, alias="packetWatchFiles")  # continuous capture
+    instances: list[InstanceStatus] | None = Field(default=None, alias="packetWatchInstances")  # scale set capture
 
     @field_serializer("capture_start_time", "start_deadline", "agent_last_seen")
     def _serialize_time(self, value: datetime | None) -> str | None:

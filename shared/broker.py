@@ -21,7 +21,7 @@ log = logging.getLogger("packetwatch.broker")
 def agent_queue_name(vm: VirtualMachineId) -> str:
     """One durable queue per VM; the digest keeps distinct VMs apart whatever their names."""
     digest = hashlib.sha256(vm.key.encode()).hexdigest()[:12]
-    return f"packetwatch.agent.{vm.name.lower()}.{digest}"
+    return f"packetwatch.agent.{vm.computer_name.lower()}.{digest}"
 
 
 def durable_queue(name: str) -> Queue:

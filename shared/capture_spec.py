@@ -13,7 +13,7 @@ from shared.bpf import compile_filters
 from shared.capture_modes import RingSettings
 from shared.errors import Collector, InvalidField
 from shared.filters import FilterSpec, parse_filters
-from shared.resource_ids import CaptureId, VirtualMachineId
+from shared.resource_ids import CaptureId, ScaleSetId, VirtualMachineId, parse_target
 from shared.storage_accounts import storage_account_name
 from shared.storage_layout import relative_capture_path, spool_relative_path
 
@@ -28,16 +28,31 @@ def parse_body(body: object) -> PacketCapture:
 
 @dataclass(frozen=True)
 class CaptureSpec:
+    """A capture as its agent runs it; for a scale set, what each instance's part is made from."""
+
     capture: CaptureId
-    target: VirtualMachineId
+    target: VirtualMachineId | ScaleSetId
     filters: tuple[FilterSpec, ...]
     relative_file_path: str
 
+    def for_instance(self, instance: VirtualMachineId) -> "CaptureSpec":
+        return CaptureSpec(self.capture.of_instance(instance.name), instance, self.filters, self.relative_file_path)
+
+
+def _target(params: PacketCaptureParameters, prefix: str) -> VirtualMachineId | ScaleSetId:
+    """targetType AzureVMSS: a scale set; otherwise a VM (or one scale set instance)."""
+    field = f"{prefix}.target"
+    if params.target_type is TargetType.AZURE_VMSS:
+        return ScaleSetId.parse(params.target, field)
+    target = parse_target(params.target, field)
+    if isinstance(target, ScaleSetId):
+        raise InvalidField(field, params.target, "is a scale set: set targetType to AzureVMSS")
+    return target
+
 
 def _supported(params: PacketCaptureParameters, prefix: str) -> None:
-    if params.target_type is TargetType.AZURE_VMSS:
-        raise InvalidField(f"{prefix}.targetType", "AzureVMSS", "scale-set targets are not supported yet")
-    if params.scope is not None and (params.scope.include or params.scope.exclude):
+    if params.scope is not None and (params.scope.include or params.scope.exclude) \
+            and params.target_type is not TargetType.AZURE_VMSS:
         raise InvalidField(f"{prefix}.scope", params.scope.to_arm(), "scope applies to AzureVMSS targets only")
     if params.capture_settings is not None and params.continuous_capture is None:
         raise InvalidField(f"{prefix}.captureSettings", params.capture_settings.to_arm(),
@@ -90,7 +105,7 @@ def build_spec(capture: CaptureId, params: PacketCaptureParameters, capture_root
     """The capture as the agent will run it; InvalidField naming every value that is wrong."""
     prefix = "properties"
     checks = Collector()
-    target = checks.check(VirtualMachineId.parse, params.target, f"{prefix}.target")
+    target = checks.check(_target, params, prefix)
     checks.check(_supported, params, prefix)
     relative = checks.check(_location, capture, params, capture_root, created, prefix)
     filters = checks.check(_filters, params, prefix)

@@ -154,7 +154,8 @@ class Collector:
 
 
 class AgentNotFound(InvalidRequest):
-    """The target VM has never had an agent report (only with PACKETWATCH_REQUIRE_KNOWN_AGENT)."""
+    """The target VM has never had an agent report (only with PACKETWATCH_REQUIRE_KNOWN_AGENT), or no
+    instance of a scale set target in scope has one."""
 
     code = "AgentNotFound"
 
@@ -233,7 +234,8 @@ class ServiceUnavailable(PacketWatchError):
 
 
 class BrokerUnavailable(ServiceUnavailable):
-    """The broker did not take (and confirm) the message."""
+    """The broker did not take (and confirm) the message; of a batch, `confirmed` it took first."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, confirmed: int = 0) -> None:
         super().__init__(f"the message broker is unavailable: {reason}")
+        self.confirmed = confirmed

@@ -10,25 +10,24 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from shared.arm import (
-    CaptureSummary, PacketCaptureParameters, PacketCaptureQueryStatusResult, PacketCaptureResult,
-    PacketCaptureResultProperties, PcError, PcStatus, ProvisioningState, StopReason,
-)
+from shared.arm import PacketCaptureParameters, PcError, PcStatus, StopReason
 from shared.errors import CaptureConflict, CaptureNotFound
 from shared import outbox
 from shared.messages import Heartbeat, Outgoing, StatusEvent, TaskName, UploadResult
 from shared.outbox import PendingMessage
 from shared.registry_migrations import prepare
+from shared.registry_records import (  # noqa: F401 (AlertClaim, Created, InstancePart: the registry's API)
+    AgentRecord, AlertClaim, CaptureRecord, Created, InstancePart, agent_of, as_utc, new_etag, record_of, row_values,
+)
 from shared.registry_schema import agents, alert_captures, capture_files, captures
-from shared.resource_ids import CaptureId
+from shared.resource_ids import CaptureId, ScaleSetId
+from shared.scale_sets import combined_status
 
 # The statuses each status may follow: status only moves forward.
 COMES_AFTER = {
@@ -36,98 +35,6 @@ COMES_AFTER = {
     PcStatus.STOPPED: (PcStatus.NOT_STARTED, PcStatus.RUNNING),
     PcStatus.ERROR: (PcStatus.NOT_STARTED, PcStatus.RUNNING),
 }
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-def _etag() -> str:
-    return f'W/"{uuid.uuid4()}"'
-
-
-@dataclass(frozen=True)
-class CaptureRecord:
-    capture: CaptureId
-    parameters: PacketCaptureParameters
-    status: PcStatus
-    capture_start_time: datetime | None
-    stop_reason: str | None
-    errors: list[PcError]
-    error_message: str | None
-    summary: CaptureSummary | None
-    etag: str
-    run_id: str
-    storage_path: str | None
-    created_at: datetime
-
-    def to_result(self) -> PacketCaptureResult:
-        properties = PacketCaptureResultProperties(
-            **self.parameters.model_dump(by_alias=False),
-            provisioning_state=ProvisioningState.SUCCEEDED,
-        )
-        if self.storage_path:
-            properties.storage_location = properties.storage_location.model_copy(
-                update={"storage_path": self.storage_path})
-        return PacketCaptureResult(name=self.capture.name, id=self.capture.arm_id, etag=self.etag,
-                                   properties=properties)
-
-    def to_status(self) -> PacketCaptureQueryStatusResult:
-        return PacketCaptureQueryStatusResult(
-            name=self.capture.name, id=self.capture.arm_id, capture_start_time=self.capture_start_time,
-            packet_capture_status=self.status, stop_reason=self.stop_reason,
-            packet_capture_error=self.errors, summary=self.summary, error_message=self.error_message,
-        )
-
-
-@dataclass(frozen=True)
-class AlertClaim:
-    """At most one capture per (VM, alert rule) at a time."""
-
-    vm_key: str
-    rule_key: str
-
-
-@dataclass(frozen=True)
-class Created:
-    record: CaptureRecord | None
-    created: bool
-    pending: list[PendingMessage]
-    holder: CaptureId | None = None
-
-
-@dataclass(frozen=True)
-class AgentRecord:
-    vm_id: str
-    version: str
-    hostname: str
-    last_seen: datetime
-    running: list[str]
-    interface: str | None = None
-
-
-def _record(row) -> CaptureRecord:  # type: ignore[no-untyped-def]
-    return CaptureRecord(
-        capture=CaptureId.parse(row.arm_id),
-        parameters=PacketCaptureParameters.model_validate_json(row.parameters),
-        status=PcStatus(row.status),
-        capture_start_time=_utc(row.capture_start_time),
-        stop_reason=row.stop_reason,
-        errors=[PcError(e) for e in json.loads(row.errors)],
-        error_message=row.error_message,
-        summary=CaptureSummary.model_validate_json(row.summary) if row.summary else None,
-        etag=row.etag,
-        run_id=row.run_id,
-        storage_path=row.storage_path,
-        created_at=_utc(row.created_at),  # type: ignore[arg-type]
-    )
-
-
-def _agent(row) -> AgentRecord:  # type: ignore[no-untyped-def]
-    return AgentRecord(row.vm_id, row.version, row.hostname, _utc(row.last_seen),  # type: ignore[arg-type]
-                       json.loads(row.running), row.interface)
-
 
 def make_engine(database_url: str) -> Engine:
     is_sqlite = database_url.startswith("sqlite")
@@ -154,35 +61,48 @@ class Registry:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    def scale_set_agents(self, scale_set: ScaleSetId) -> list[AgentRecord]:
+        """The agents of a scale set's instances that have reported, by instance."""
+        prefix = scale_set.key + "/virtualmachines/"
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(agents).where(agents.c.vm_key.startswith(prefix, autoescape=True))
+                                .order_by(agents.c.vm_key)).all()
+        return [agent_of(row) for row in rows]
+
     @classmethod
     def from_url(cls, database_url: str) -> "Registry":
         return cls(make_engine(database_url))
 
     def create(self, capture: CaptureId, parameters: PacketCaptureParameters, target_key: str,
-               created_at: datetime, run_id: str, request: Outgoing, claim: AlertClaim | None = None) -> Created:
+               created_at: datetime, run_id: str, request: Outgoing | None, claim: AlertClaim | None = None,
+               instances: list[InstancePart] | None = None) -> Created:
         """Insert a NotStarted capture and its capture request (the outbox) in one transaction,
-        with the alert claim when there is one. An identical PUT of an existing capture gets it
-        unchanged with its still unsent messages; a different one raises CaptureConflict; a
-        claim held by another capture gets that capture as `holder`."""
-        values = dict(
-            key=capture.key, arm_id=capture.arm_id, watcher_key=capture.watcher_path.lower(), name=capture.name,
-            target_key=target_key, parameters=parameters.model_dump_json(by_alias=True),
-            status=PcStatus.NOT_STARTED.value, errors="[]", etag=_etag(), run_id=run_id,
-            stop_requested=0, created_at=created_at,
-        )
+        with the alert claim when there is one; a scale set capture with the part of each
+        instance in scope instead (its own status is theirs: Unknown here). An identical PUT
+        of an existing capture gets it unchanged with its still unsent messages; a different
+        one raises CaptureConflict; a claim held by another capture gets that capture as `holder`."""
+        values = row_values(capture, parameters, target_key, run_id, created_at, capture.watcher_path.lower(),
+                      PcStatus.UNKNOWN if instances else PcStatus.NOT_STARTED)
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(captures).values(**values))
-                pending = outbox.add(conn, capture.key, run_id, request, created_at)
+                pending = [outbox.add(conn, capture.key, run_id, request, created_at)] if request else []
+                if instances:
+                    conn.execute(insert(captures), [
+                        row_values(part.capture, part.parameters, part.target_key, part.run_id, created_at, capture.key,
+                             PcStatus.NOT_STARTED) for part in instances])
+                    pending += [outbox.add(conn, part.capture.key, part.run_id, part.request, created_at)
+                                for part in instances]
                 if claim is not None:
                     conn.execute(insert(alert_captures).values(vm_key=claim.vm_key, rule_key=claim.rule_key,
                                                                capture_id=capture.arm_id))
-            return Created(self.get(capture), True, [pending])
+            return Created(self.get(capture), True, pending)
         except IntegrityError:
             if claim is not None:
                 held = self.alert_capture_status(claim.vm_key, claim.rule_key)
                 if held is None:
-                    return self.create(capture, parameters, target_key, created_at, run_id, request, claim)
+                    return self.create(capture, parameters, target_key, created_at, run_id, request, claim,
+                                       instances)
                 if held[0] != capture:
                     return Created(None, False, [], holder=held[0])
             existing = self.get(capture)
@@ -191,13 +111,26 @@ class Registry:
                                       "with other properties; delete it first") from None
             return Created(existing, False, self.take_unsent(capture))
 
+    def instances(self, capture: CaptureId) -> list[CaptureRecord]:
+        """The instances' parts of a scale set capture (none for a VM capture)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(captures).where(captures.c.watcher_key == capture.key)
+                                .order_by(captures.c.key)).all()
+        return [record_of(row) for row in rows]
+
+    def _keys(self, conn, capture: CaptureId) -> list[str]:  # type: ignore[no-untyped-def]
+        """The capture's key and its instances' keys."""
+        return [capture.key, *conn.execute(select(captures.c.key).where(captures.c.watcher_key == capture.key))
+                .scalars()]
+
     # -- the outbox ---------------------------------------------------------------------
     def take_unsent(self, capture: CaptureId) -> list[PendingMessage]:
         """The capture's unconfirmed messages that no sender holds now, leased to the caller.
         Looked for with a read first: nearly always there are none, and then nothing is written."""
         now = datetime.now(timezone.utc)
         with self.engine.connect() as conn:
-            left = outbox.for_capture(conn, capture.key, lease_ended_by=now)
+            left = [message for key in self._keys(conn, capture)
+                    for message in outbox.for_capture(conn, key, lease_ended_by=now)]
         if not left:
             return []
         with self.engine.begin() as conn:
@@ -209,13 +142,20 @@ class Registry:
             return outbox.lease_expired(conn, datetime.now(timezone.utc), limit)
 
     def message_sent(self, message: PendingMessage) -> None:
+        self.messages_sent([message])
+
+    def messages_sent(self, messages: list[PendingMessage]) -> None:
+        """Take confirmed messages out of the outbox, in one transaction."""
+        if not messages:
+            return
         with self.engine.begin() as conn:
-            outbox.remove(conn, message.id)
+            for message in messages:
+                outbox.remove(conn, message.id)
 
     def find(self, capture: CaptureId) -> CaptureRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(captures).where(captures.c.key == capture.key)).first()
-        return _record(row) if row else None
+        return record_of(row) if row else None
 
     def get(self, capture: CaptureId) -> CaptureRecord:
         record = self.find(capture)
@@ -227,7 +167,7 @@ class Registry:
         with self.engine.connect() as conn:
             rows = conn.execute(select(captures).where(captures.c.watcher_key == watcher_path.lower())
                                 .order_by(captures.c.created_at, captures.c.key)).all()
-        return [_record(row) for row in rows]
+        return [record_of(row) for row in rows]
 
     def apply(self, event: StatusEvent) -> bool:
         """Apply a status event if it moves this run of the capture forward; True when it did.
@@ -235,9 +175,9 @@ class Registry:
         predecessors = COMES_AFTER.get(event.status)
         if predecessors is None:
             return False
-        values: dict[str, object] = dict(status=event.status.value, etag=_etag())
+        values: dict[str, object] = dict(status=event.status.value, etag=new_etag())
         if event.capture_start_time is not None:
-            values["capture_start_time"] = _utc(event.capture_start_time)
+            values["capture_start_time"] = as_utc(event.capture_start_time)
         if event.stop_reason is not None:
             values["stop_reason"] = event.stop_reason
         if event.errors:
@@ -260,11 +200,11 @@ class Registry:
         """Record where a stopped capture's file was stored, or that storing it failed
         (Error with StorageFailed, the local path kept in the message). Applied once."""
         if result.storage_path is not None:
-            values: dict[str, object] = dict(storage_path=result.storage_path, etag=_etag())
+            values: dict[str, object] = dict(storage_path=result.storage_path, etag=new_etag())
         else:
             values = dict(status=PcStatus.ERROR.value, errors=json.dumps([PcError.STORAGE_FAILED.value]),
                           error_message=f"{result.error_message}; the file is kept at {result.local_path}",
-                          etag=_etag())
+                          etag=new_etag())
         key = CaptureId.parse(result.capture_id).key
         with self.engine.begin() as conn:
             updated = conn.execute(update(captures).where(
@@ -273,17 +213,21 @@ class Registry:
         return updated.rowcount == 1
 
     def delete(self, capture: CaptureId) -> bool:
-        """Remove the capture and its unsent capture request (an unsent stop still goes out)."""
+        """Remove the capture (and a scale set capture's instance parts) and the unsent capture
+        requests (an unsent stop still goes out)."""
         with self.engine.begin() as conn:
-            outbox.cancel(conn, capture.key, TaskName.CAPTURE)
-            conn.execute(delete(capture_files).where(capture_files.c.capture_key == capture.key))
+            keys = self._keys(conn, capture)
+            for key in keys:
+                outbox.cancel(conn, key, TaskName.CAPTURE)
+            conn.execute(delete(capture_files).where(capture_files.c.capture_key.in_(keys)))
+            conn.execute(delete(captures).where(captures.c.watcher_key == capture.key))
             return conn.execute(delete(captures).where(captures.c.key == capture.key)).rowcount == 1
 
     def record_heartbeat(self, beat: Heartbeat, received_at: datetime) -> None:
         """Liveness is judged by when the control plane heard the agent, on its own clock."""
         vm_key = beat.vm_id.lower()
         values = dict(vm_id=beat.vm_id, version=beat.version, hostname=beat.hostname, interface=beat.interface,
-                      last_seen=_utc(received_at), running=json.dumps(beat.running))
+                      last_seen=as_utc(received_at), running=json.dumps(beat.running))
         with self.engine.begin() as conn:
             if conn.execute(update(agents).where(agents.c.vm_key == vm_key).values(**values)).rowcount == 0:
                 try:
@@ -295,7 +239,7 @@ class Registry:
     def running(self) -> list[CaptureRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(captures).where(captures.c.status == PcStatus.RUNNING.value)).all()
-        return [_record(row) for row in rows]
+        return [record_of(row) for row in rows]
 
     def request_stop(self, record: CaptureRecord, stop: Outgoing, at: datetime) -> list[PendingMessage]:
         """Claim the stop of this run (one stop, however many callers) and record its message;
@@ -313,7 +257,7 @@ class Registry:
                     captures.c.key == key, captures.c.run_id == record.run_id,
                     captures.c.status == PcStatus.NOT_STARTED.value).values(
                     status=PcStatus.STOPPED.value, stop_reason=StopReason.MANUALLY_STOPPED.value,
-                    etag=_etag())).rowcount
+                    etag=new_etag())).rowcount
                 if stopped:
                     outbox.cancel(conn, key, TaskName.CAPTURE, record.run_id)
                 return [sent_now]
@@ -324,7 +268,7 @@ class Registry:
         with self.engine.connect() as conn:
             rows = conn.execute(select(captures).where(captures.c.status == PcStatus.NOT_STARTED.value,
                                                        captures.c.created_at < cutoff)).all()
-        return [_record(row) for row in rows]
+        return [record_of(row) for row in rows]
 
     def cancel_request(self, record: CaptureRecord) -> None:
         """Drop this run's capture request if it was never sent (it can no longer start)."""
@@ -334,12 +278,12 @@ class Registry:
     def agent(self, vm_key: str) -> AgentRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(agents).where(agents.c.vm_key == vm_key.lower())).first()
-        return _agent(row) if row else None
+        return agent_of(row) if row else None
 
     def list_agents(self) -> list[AgentRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(agents).order_by(agents.c.vm_key)).all()
-        return [_agent(row) for row in rows]
+        return [agent_of(row) for row in rows]
 
     # -- alert-started captures: at most one per (VM, alert rule) -------------------------
     def alert_capture_status(self, vm_key: str, rule_key: str) -> tuple[CaptureId, PcStatus | None] | None:
@@ -352,7 +296,10 @@ class Registry:
             row = conn.execute(query).first()
         if row is None:
             return None
-        return CaptureId.parse(row.capture_id), PcStatus(row.status) if row.status else None
+        capture = CaptureId.parse(row.capture_id)
+        if row.status == PcStatus.UNKNOWN.value:  # a scale set capture: its instances' status
+            return capture, combined_status([part.status for part in self.instances(capture)])
+        return capture, PcStatus(row.status) if row.status else None
 
     def release_alert_capture(self, vm_key: str, rule_key: str, capture: CaptureId) -> None:
         """Release (VM, rule) if `capture` still holds it."""

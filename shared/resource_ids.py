@@ -40,23 +40,78 @@ def _segments(field: str, text: str, pattern: list[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class VirtualMachineId:
+class ScaleSetId:
+    """A virtual machine scale set (targetType AzureVMSS)."""
+
     subscription: str
     resource_group: str
     name: str
 
     PATTERN = ["subscriptions", "{sub}", "resourceGroups", "{rg}", "providers", "Microsoft.Compute",
-               "virtualMachines", "{vm}"]
+               "virtualMachineScaleSets", "{vmss}"]
 
     @classmethod
-    def parse(cls, text: str, field: str = "target") -> "VirtualMachineId":
+    def parse(cls, text: str, field: str = "target") -> "ScaleSetId":
         sub, rg, name = _segments(field, text, cls.PATTERN)
         return cls(sub, rg, name)
 
     @property
     def arm_id(self) -> str:
         return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+                f"/providers/Microsoft.Compute/virtualMachineScaleSets/{self.name}")
+
+    @property
+    def key(self) -> str:
+        return self.arm_id.lower()
+
+    def instance(self, instance_id: str) -> "VirtualMachineId":
+        return VirtualMachineId(self.subscription, self.resource_group, instance_id, self.name)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ScaleSetId) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+@dataclass(frozen=True)
+class VirtualMachineId:
+    """A VM, or an instance of a (uniform) scale set: then `name` is its instance ID and
+    `scale_set` the set's name, as its resource ID .../virtualMachineScaleSets/S/virtualMachines/ID says."""
+
+    subscription: str
+    resource_group: str
+    name: str
+    scale_set: str | None = None
+
+    PATTERN = ["subscriptions", "{sub}", "resourceGroups", "{rg}", "providers", "Microsoft.Compute",
+               "virtualMachines", "{vm}"]
+    INSTANCE_PATTERN = ScaleSetId.PATTERN + ["virtualMachines", "{id}"]
+
+    @classmethod
+    def parse(cls, text: str, field: str = "target") -> "VirtualMachineId":
+        if isinstance(text, str) and text.count("/") == len(cls.INSTANCE_PATTERN):
+            sub, rg, scale_set, instance = _segments(field, text, cls.INSTANCE_PATTERN)
+            return cls(sub, rg, instance, scale_set)
+        sub, rg, name = _segments(field, text, cls.PATTERN)
+        return cls(sub, rg, name)
+
+    @property
+    def arm_id(self) -> str:
+        if self.scale_set is not None:
+            return f"{self.scale_set_id.arm_id}/virtualMachines/{self.name}"
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
                 f"/providers/Microsoft.Compute/virtualMachines/{self.name}")
+
+    @property
+    def scale_set_id(self) -> ScaleSetId:
+        assert self.scale_set is not None
+        return ScaleSetId(self.subscription, self.resource_group, self.scale_set)
+
+    @property
+    def computer_name(self) -> str:
+        """The name Azure shows: the VM's, or `{scaleSet}_{instanceId}` for an instance."""
+        return f"{self.scale_set}_{self.name}" if self.scale_set is not None else self.name
 
     @property
     def key(self) -> str:
@@ -70,12 +125,28 @@ class VirtualMachineId:
         return hash(self.key)
 
 
+def parse_target(text: str, field: str = "target") -> VirtualMachineId | ScaleSetId:
+    """A capture target's resource ID: a VM (or one scale set instance), or a scale set; the
+    VM's error when it is neither."""
+    try:
+        return VirtualMachineId.parse(text, field)
+    except InvalidField as not_a_vm:
+        try:
+            return ScaleSetId.parse(text, field)
+        except InvalidField:
+            raise not_a_vm from None
+
+
 @dataclass(frozen=True)
 class CaptureId:
+    """A packet capture; with `instance`, one scale set instance's part of a scale set
+    capture (recorded beside it, never listed on its own)."""
+
     subscription: str
     resource_group: str
     network_watcher: str
     name: str
+    instance: str | None = None
 
     @property
     def watcher_path(self) -> str:
@@ -84,15 +155,26 @@ class CaptureId:
 
     @property
     def arm_id(self) -> str:
-        return f"{self.watcher_path}/packetCaptures/{self.name}"
+        base = f"{self.watcher_path}/packetCaptures/{self.name}"
+        return base if self.instance is None else f"{base}/instances/{self.instance}"
 
     @property
     def key(self) -> str:
         return self.arm_id.lower()
 
+    @property
+    def parent(self) -> "CaptureId":
+        return CaptureId(self.subscription, self.resource_group, self.network_watcher, self.name)
+
+    def of_instance(self, instance: str) -> "CaptureId":
+        return CaptureId(self.subscription, self.resource_group, self.network_watcher, self.name, instance)
+
     @classmethod
     def parse(cls, text: str, field: str = "id") -> "CaptureId":
         pattern = ["subscriptions", "{sub}", "resourceGroups", "{rg}", "providers", "Microsoft.Network",
                    "networkWatchers", "{nw}", "packetCaptures", "{name}"]
+        if isinstance(text, str) and text.count("/") == len(pattern) + 2:
+            sub, rg, nw, name, instance = _segments(field, text, pattern + ["instances", "{instance}"])
+            return cls(sub, rg, nw, validate_name(field, name), instance)
         sub, rg, nw, name = _segments(field, text, pattern)
         return cls(sub, rg, nw, validate_name(field, name))

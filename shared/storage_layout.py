@@ -20,11 +20,11 @@ def capture_file_name(created: datetime) -> str:
 
 
 def blob_path(vm: VirtualMachineId, created: datetime) -> str:
+    """Network Watcher's layout: the VM's resource ID, then the date. A scale set instance's
+    file goes under its own resource ID (…/virtualmachinescalesets/S/virtualmachines/ID/…):
+    Azure does not document a scale set layout, so PacketWatch keeps the VM one."""
     t = created.astimezone(timezone.utc)
-    return (
-        f"subscriptions/{vm.subscription}/resourcegroups/{vm.resource_group}/providers/"
-        f"microsoft.compute/virtualmachines/{vm.name}/{t:%Y}/{t:%m}/{t:%d}/"
-    ).lower() + capture_file_name(t)
+    return f"{vm.key.lstrip('/')}/{t:%Y}/{t:%m}/{t:%d}/" + capture_file_name(t)
 
 
 def spool_relative_path(capture: CaptureId, created: datetime) -> str:

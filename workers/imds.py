@@ -1,6 +1,7 @@
 """Who this VM is, asked of Azure's Instance Metadata Service (IMDS), as its documentation
 shows: GET /metadata/instance/compute/resourceId?api-version=2021-02-01&format=text with the
-header `Metadata: true`, never through a proxy."""
+header `Metadata: true`, never through a proxy. On a scale set instance the resource ID is
+…/virtualMachineScaleSets/S/virtualMachines/ID: the agent knows its scale set and instance."""
 
 from __future__ import annotations
 

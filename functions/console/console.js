@@ -2,7 +2,7 @@
 "use strict";
 const API_VERSION = "2026-01-01";
 const $ = (id) => document.getElementById(id);
-const state = { token: "", subscription: "", resourceGroup: "", watcher: "", timer: null };
+const state = { token: "", subscription: "", resourceGroup: "", watcher: "", timer: null, agents: [] };
 
 function watcherPath() {
   return `/subscriptions/${encodeURIComponent(state.subscription)}/resourceGroups/${encodeURIComponent(state.resourceGroup)}` +
@@ -95,18 +95,59 @@ async function refresh() {
   }
 }
 
+const SCALE_SET_PART = /\/virtualMachines\/[^/]+$/i;
+
+function scaleSetOf(vm) {
+  return /\/virtualMachineScaleSets\//i.test(vm) ? vm.replace(SCALE_SET_PART, "") : null;
+}
+
 async function loadAgents() {
-  const agents = await call("GET", "/packetwatch/agents");
+  state.agents = (await call("GET", "/packetwatch/agents")).value;
+  fillTargets();
+}
+
+function fillTargets() {
   const select = $("target");
   select.replaceChildren();
-  for (const agent of agents.value) {
-    const option = document.createElement("option");
-    option.value = agent.vm;
-    option.disabled = agent.status !== "online";
-    option.textContent = `${agent.vm.split("/").pop()} (${agent.hostname}, ${agent.status}, seen ${agent.lastSeen})`;
-    select.appendChild(option);
+  if ($("targetType").value === "AzureVMSS") {
+    const sets = new Map();
+    for (const agent of state.agents) {
+      const set = scaleSetOf(agent.vm);
+      if (set) sets.set(set, [...(sets.get(set) || []), agent]);
+    }
+    for (const [set, agents] of sets) {
+      const online = agents.filter((agent) => agent.status === "online").length;
+      select.add(new Option(`${set.split("/").pop()} (${agents.length} instances, ${online} online)`, set));
+    }
+  } else {
+    for (const agent of state.agents.filter((agent) => !scaleSetOf(agent.vm))) {
+      const option = new Option(`${agent.vm.split("/").pop()} (${agent.hostname}, ${agent.status}, seen ` +
+                                `${agent.lastSeen})`, agent.vm);
+      option.disabled = agent.status !== "online";
+      select.add(option);
+    }
+  }
+  fillInstances();
+}
+
+function fillInstances() {
+  const box = $("instances");
+  box.replaceChildren();
+  $("instancesBox").hidden = $("targetType").value !== "AzureVMSS";
+  for (const agent of state.agents.filter((agent) => scaleSetOf(agent.vm) === $("target").value)) {
+    const label = document.createElement("label");
+    const check = document.createElement("input");
+    check.type = "checkbox";
+    check.value = agent.vm.split("/").pop();
+    check.checked = agent.status === "online";
+    check.disabled = agent.status !== "online";
+    label.append(check, ` ${check.value} (${agent.hostname}, ${agent.status})`);
+    box.appendChild(label);
   }
 }
+
+$("targetType").addEventListener("change", fillTargets);
+$("target").addEventListener("change", fillInstances);
 
 function addFilterRow() {
   const row = $("filters").tBodies[0].insertRow();
@@ -153,6 +194,13 @@ $("create").addEventListener("submit", async (event) => {
   if ($("storageId").value.trim()) storageLocation.storageId = $("storageId").value.trim();
   if ($("filePath").value.trim()) storageLocation.filePath = $("filePath").value.trim();
   const properties = { target: $("target").value, storageLocation, filters: filters() };
+  if ($("targetType").value === "AzureVMSS") {
+    properties.targetType = "AzureVMSS";
+    const checks = [...$("instances").querySelectorAll("input")];
+    if (checks.some((check) => !check.checked)) {
+      properties.scope = { include: checks.filter((check) => check.checked).map((check) => check.value) };
+    }
+  }
   for (const limit of ["bytesToCapturePerPacket", "totalBytesPerSession", "timeLimitInSeconds"]) {
     properties[limit] = Number($(limit).value);
   }

@@ -3,17 +3,21 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from azure.core.credentials import AccessToken
+from azure.mgmt.network import NetworkManagementClient
 
 from cli.arm_client import ArmClient
 from lab.azurite import ACCOUNT, ACCOUNT_KEY, STORAGE_ID, Azurite
-from lab.stack import Stack
+from lab.stack import Stack, free_port
 from lab.vms import LabVm, create_vms, remove_vms
 from tests.e2e.notify_sink import NotifySink
 from tests.entra_server import IdentityEndpoint, identity_endpoint
@@ -122,3 +126,25 @@ def tshark_records(path: Path) -> list[tuple]:
         records.append((protocol, src, dst, int(tsport or usport or 0), int(tdport or udport or 0), int(length),
                         int(caplen)))
     return records
+
+
+class StaticToken:
+    """A TokenCredential that hands the SDK a PacketWatch API token."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+
+@pytest.fixture(scope="module")
+def sdk(lab, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key, ca = server_certificate(folder, "server")
+    url = lab.stack.start_server("api-tls", free_port(), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key),
+                                 verify=ssl.create_default_context(cafile=str(ca)))
+    client = NetworkManagementClient(StaticToken(lab.stack.token), lab.vm1.vm.subscription, base_url=url,
+                                     connection_verify=str(ca), polling_interval=0.2)
+    yield client
+    lab.stack.stop("api-tls")

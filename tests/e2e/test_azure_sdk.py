@@ -1,42 +1,14 @@
 """Azure's own SDK, unchanged, drives PacketWatch over TLS: every packet-capture operation,
 long-running ones polled to the end through our Azure-AsyncOperation and Location answers."""
 
-import ssl
 import time
 
-import pytest
-from azure.core.credentials import AccessToken
-from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network.models import (
     PacketCapture, PacketCaptureFilter, PacketCaptureSettings, PacketCaptureStorageLocation,
 )
 
-from lab.stack import free_port
-from tests.tls import server_certificate
 from lab.traffic import inbound, send
 from tests.e2e.test_continuous import wait_for_files
-
-
-class StaticToken:
-    """A TokenCredential that hands the SDK a PacketWatch API token."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
-        return AccessToken(self.token, int(time.time()) + 3600)
-
-
-@pytest.fixture(scope="module")
-def sdk(lab, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key, ca = server_certificate(folder, "server")
-    url = lab.stack.start_server("api-tls", free_port(), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key),
-                                 verify=ssl.create_default_context(cafile=str(ca)))
-    client = NetworkManagementClient(StaticToken(lab.stack.token), lab.vm1.vm.subscription, base_url=url,
-                                     connection_verify=str(ca), polling_interval=0.2)
-    yield client
-    lab.stack.stop("api-tls")
 
 
 def test_the_azure_sdk_creates_reads_lists_polls_stops_and_deletes(lab, sdk):

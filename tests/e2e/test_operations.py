@@ -99,7 +99,8 @@ def test_every_process_metrics_move_as_a_capture_runs_uploads_and_notifies(lab):
     assert moved(was["control"], control, "packetwatch_capture_events_total", status="Stopped",
                  reason="ManuallyStopped") == 1
     assert moved(was["control"], control, "packetwatch_uploads_total", result="stored") == 1
-    assert moved(was["control"], control, "packetwatch_control_lag_seconds_count") >= 3
+    # its Running and Stopped events at least (and any heartbeat that came meanwhile)
+    assert moved(was["control"], control, "packetwatch_control_lag_seconds_count") >= 2
 
     assert moved(was["notify"], notify, "packetwatch_notifications_total", result="delivered") == 1
 

@@ -136,7 +136,7 @@ def test_a_target_that_is_not_a_vm_starts_nothing_and_says_why(webhook):
     workspace = f"/subscriptions/{vm.subscription}/resourceGroups/rg1/providers/Microsoft.OperationalInsights/workspaces/w"
     response = _post(client, s.azure_log_alert(workspace))
     assert response.status_code == 200
-    assert response.json()["reason"] == f"target {workspace} is not a virtual machine"
+    assert response.json()["reason"] == f"target {workspace} is not a virtual machine or scale set"
 
 
 @pytest.mark.parametrize("body, status, fragment", [

@@ -1,0 +1,128 @@
+"""The registry's records as its callers see them, and how table rows become them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from shared.arm import (
+    CaptureSummary, PacketCaptureParameters, PacketCaptureQueryStatusResult, PacketCaptureResult,
+    PacketCaptureResultProperties, PcError, PcStatus, ProvisioningState,
+)
+from shared.messages import Outgoing
+from shared.outbox import PendingMessage
+from shared.resource_ids import CaptureId
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def new_etag() -> str:
+    return f'W/"{uuid.uuid4()}"'
+
+
+@dataclass(frozen=True)
+class CaptureRecord:
+    capture: CaptureId
+    parameters: PacketCaptureParameters
+    status: PcStatus
+    capture_start_time: datetime | None
+    stop_reason: str | None
+    errors: list[PcError]
+    error_message: str | None
+    summary: CaptureSummary | None
+    etag: str
+    run_id: str
+    storage_path: str | None
+    created_at: datetime
+
+    def to_result(self) -> PacketCaptureResult:
+        properties = PacketCaptureResultProperties(
+            **self.parameters.model_dump(by_alias=False),
+            provisioning_state=ProvisioningState.SUCCEEDED,
+        )
+        if self.storage_path:
+            properties.storage_location = properties.storage_location.model_copy(
+                update={"storage_path": self.storage_path})
+        return PacketCaptureResult(name=self.capture.name, id=self.capture.arm_id, etag=self.etag,
+                                   properties=properties)
+
+    def to_status(self) -> PacketCaptureQueryStatusResult:
+        return PacketCaptureQueryStatusResult(
+            name=self.capture.name, id=self.capture.arm_id, capture_start_time=self.capture_start_time,
+            packet_capture_status=self.status, stop_reason=self.stop_reason,
+            packet_capture_error=self.errors, summary=self.summary, error_message=self.error_message,
+        )
+
+
+@dataclass(frozen=True)
+class AlertClaim:
+    """At most one capture per (VM, alert rule) at a time."""
+
+    vm_key: str
+    rule_key: str
+
+
+@dataclass(frozen=True)
+class InstancePart:
+    """One scale set instance's part of a scale set capture: a capture record of its own
+    (CaptureId with `instance`), never listed with the watcher's captures, run by that
+    instance's agent exactly as a VM capture is."""
+
+    capture: CaptureId
+    parameters: PacketCaptureParameters
+    target_key: str
+    run_id: str
+    request: Outgoing
+
+
+@dataclass(frozen=True)
+class Created:
+    record: CaptureRecord | None
+    created: bool
+    pending: list[PendingMessage]
+    holder: CaptureId | None = None
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    vm_id: str
+    version: str
+    hostname: str
+    last_seen: datetime
+    running: list[str]
+    interface: str | None = None
+
+
+def record_of(row) -> CaptureRecord:  # type: ignore[no-untyped-def]
+    return CaptureRecord(
+        capture=CaptureId.parse(row.arm_id),
+        parameters=PacketCaptureParameters.model_validate_json(row.parameters),
+        status=PcStatus(row.status),
+        capture_start_time=as_utc(row.capture_start_time),
+        stop_reason=row.stop_reason,
+        errors=[PcError(e) for e in json.loads(row.errors)],
+        error_message=row.error_message,
+        summary=CaptureSummary.model_validate_json(row.summary) if row.summary else None,
+        etag=row.etag,
+        run_id=row.run_id,
+        storage_path=row.storage_path,
+        created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+    )
+
+
+def row_values(capture: CaptureId, parameters: PacketCaptureParameters, target_key: str, run_id: str,
+         created_at: datetime, watcher_key: str, status: PcStatus) -> dict[str, object]:
+    return dict(key=capture.key, arm_id=capture.arm_id, watcher_key=watcher_key, name=capture.name,
+                target_key=target_key, parameters=parameters.model_dump_json(by_alias=True), status=status.value,
+                errors="[]", etag=new_etag(), run_id=run_id, stop_requested=0, created_at=created_at)
+
+
+def agent_of(row) -> AgentRecord:  # type: ignore[no-untyped-def]
+    return AgentRecord(row.vm_id, row.version, row.hostname, as_utc(row.last_seen),  # type: ignore[arg-type]
+                       json.loads(row.running), row.interface)
