@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -123,6 +124,7 @@ def main() -> int:
                 stack.stop_all()
     finally:
         remove_vms([vm])
+        shutil.rmtree(workdir, ignore_errors=True)
     print(f"alert -> Running over {args.alerts} alerts (real broker, one netns VM, its agent):")
     print(f"  p50 {statistics.median(running) * 1000:7.1f} ms   p99 {percentile(running, 0.99) * 1000:7.1f} ms"
           f"   (target p99 < 1000 ms)")

@@ -91,6 +91,7 @@ class AgentInstall:
     unit_dir: Path = Path("/etc/systemd/system")
     executable: Path = Path(sys.prefix) / "bin" / "packetwatch"
     user: str = USER
+    look_back: tuple[str, ...] = ()  # PACKETWATCH_LOOK_BACK_*=… lines: the agent's look-back ring
 
     @property
     def env_file(self) -> Path:
@@ -109,6 +110,7 @@ class AgentInstall:
                  f"PACKETWATCH_INTERFACE={self.interface}", f"PACKETWATCH_CAPTURE_ROOT={self.capture_root}"]
         if self.vm:
             lines.append(f"PACKETWATCH_VM_ID={self.vm}")
+        lines += self.look_back
         return "\n".join(lines) + "\n"
 
     def write_files(self) -> None:

@@ -9,10 +9,9 @@ from pathlib import Path
 import httpx
 
 from cli import packet_capture
+from cli.look_back_options import add_look_back_options
 from cli.packet_capture import CliError
 from shared.access import Role
-from shared.arm import MAX_LOOK_BACK_SECONDS
-from shared.bpf import MAX_SNAPLEN
 from shared.config import Settings
 from shared.errors import InvalidField, PacketWatchError
 from shared.logs import configure_logging
@@ -66,63 +65,30 @@ def _notify_secret(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _agent_run(args: argparse.Namespace, settings: Settings) -> int:
-    from pydantic import ValidationError
-
-    from shared.arm import PacketCaptureFilter
-    from shared.broker import agent_queue_name
-    from shared.filters import parse_filters
+    from cli.look_back_options import look_back_filters, look_back_settings
     from workers.agent import Agent, AgentConfig
-    from workers.capture.look_back import LookBackSettings
-
     from workers.imds import vm_from_imds
 
     vm = VirtualMachineId.parse(args.vm, "--vm") if args.vm else vm_from_imds(settings.imds_url)
     capture_dir = Path(args.capture_dir or settings.capture_root)
-    look_back = None
-    if args.look_back_seconds:
-        folder = Path(args.look_back_dir) if args.look_back_dir else \
-            capture_dir / ".agent" / agent_queue_name(vm) / "look-back"
-        look_back = LookBackSettings(seconds=args.look_back_seconds, spool_bytes=args.look_back_bytes,
-                                     snaplen=args.look_back_snaplen, folder=folder)
-    try:
-        filters = tuple(PacketCaptureFilter.model_validate(item)
-                        for item in packet_capture.read_filters(args.look_back_filters, "--look-back-filters"))
-    except ValidationError as exc:
-        raise CliError(f"--look-back-filters: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
-    parse_filters(list(filters), "--look-back-filters")  # refused here, not when the ring opens
     config = AgentConfig(
         vm=vm, interface=args.interface, netns=args.netns, capture_dir=capture_dir, broker_url=settings.broker_url,
         heartbeat_seconds=settings.heartbeat_seconds, probes=(settings.metrics_host, args.metrics_port),
-        look_back=look_back, look_back_filters=filters,
+        look_back=look_back_settings(args, capture_dir, vm), look_back_filters=look_back_filters(args),
     )
     Agent(config).run(concurrency=args.concurrency)
     return 0
 
 
-def _bounded(name: str, low: int, high: int):  # type: ignore[no-untyped-def]
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number, not {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{name} must be {low}..{high}, not {value}")
-        return value
-    return parse
-
-
-_look_back_seconds = _bounded("--look-back-seconds", 0, MAX_LOOK_BACK_SECONDS)
-_positive = _bounded("--look-back-bytes", 4096, 2**40)
-_snaplen = _bounded("--look-back-snaplen", 0, MAX_SNAPLEN)
-
-
 def _agent_install(args: argparse.Namespace, settings: Settings) -> int:
     from cli.agent_install import AgentInstall
+    from cli.look_back_options import look_back_environment
     from cli.up import default_route_interface
 
     setup = AgentInstall(interface=args.interface or default_route_interface(), broker_url=args.broker_url or
                          settings.broker_url, vm=args.vm, capture_root=Path(args.capture_root or settings.capture_root),
-                         config_dir=Path(args.config_dir), unit_dir=Path(args.unit_dir), user=args.user)
+                         config_dir=Path(args.config_dir), unit_dir=Path(args.unit_dir), user=args.user,
+                         look_back=tuple(look_back_environment(args)))
     if args.print:
         print(f"# {setup.env_file}\n{setup.environment()}\n# {setup.unit_file}\n{setup.unit()}", end="")
         return 0
@@ -234,18 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--netns", help="network namespace of the interface (test VMs)")
     run.add_argument("--capture-dir", help="folder that holds the VM's capture root (default: the capture root)")
     run.add_argument("--concurrency", type=int, default=8)
-    look_back = run.add_argument_group("look-back", "a standing ring of recent packets, so that a capture with "
-                                       "lookBackSeconds also holds packets from before it was asked for")
-    look_back.add_argument("--look-back-seconds", type=_look_back_seconds, default=0, metavar="S",
-                           help=f"keep the last S seconds (1-{MAX_LOOK_BACK_SECONDS}; default 0: no ring)")
-    look_back.add_argument("--look-back-bytes", type=_positive, default=256 * 1024 * 1024, metavar="B",
-                           help="at most B bytes of spool (default 268435456)")
-    look_back.add_argument("--look-back-snaplen", type=_snaplen, default=0, metavar="N",
-                           help="keep the first N bytes of each packet (default 0: whole packets)")
-    look_back.add_argument("--look-back-filters", metavar="JSON",
-                           help="ARM filters (JSON list or @file) for what the ring keeps (default: everything)")
-    look_back.add_argument("--look-back-dir", metavar="DIR", help="the spool (default: under the capture dir's "
-                           ".agent folder; a tmpfs such as /dev/shm/packetwatch keeps it in memory)")
+    add_look_back_options(run)
     run.set_defaults(handler=_agent_run)
     for worker, port in ((run, AGENT_METRICS_PORT), (control_run, CONTROL_METRICS_PORT),
                          (notify_run, NOTIFY_METRICS_PORT)):
@@ -265,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--broker-url", help="the broker, e.g. amqps://user:pass@rabbit:5671// "
                                               "(default: PACKETWATCH_BROKER_URL)")
     install.add_argument("--capture-root", help="where captures are written (default: PACKETWATCH_CAPTURE_ROOT)")
+    add_look_back_options(install)
     install.add_argument("--no-enable", action="store_true", help="write everything but do not start the service")
     install.add_argument("--print", action="store_true", help="print the environment file and unit; change nothing")
     removed = agent.add_parser("uninstall", help="stop and remove the agent's service, environment file and user "

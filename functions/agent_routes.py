@@ -24,12 +24,18 @@ def build_agent_router(registry: Registry, access: AccessConfig, heartbeat_secon
     @router.get("/packetwatch/agents")
     def agents(grant: TokenGrant = Depends(requirement(access, Role.READER))) -> JSONResponse:
         now = datetime.now(timezone.utc)
-        listed = [{"vm": agent.vm_id, "version": agent.version, "hostname": agent.hostname,
-                   "interface": agent.interface,
-                   "lastSeen": format_arm_time(agent.last_seen), "runningCaptures": len(agent.running),
-                   "status": "online" if now - agent.last_seen <= silent_after else "offline"}
-                  for agent in registry.list_agents()
-                  if grant.covers(VirtualMachineId.parse(agent.vm_id).subscription)]
+        listed = []
+        for agent in registry.list_agents():
+            vm = VirtualMachineId.parse(agent.vm_id)
+            if not grant.covers(vm.subscription):
+                continue
+            entry = {"vm": agent.vm_id, "version": agent.version, "hostname": agent.hostname,
+                     "interface": agent.interface,
+                     "lastSeen": format_arm_time(agent.last_seen), "runningCaptures": len(agent.running),
+                     "status": "online" if now - agent.last_seen <= silent_after else "offline"}
+            if vm.scale_set is not None:  # an instance: which scale set, which instance
+                entry |= {"scaleSet": vm.scale_set_id.arm_id, "instanceId": vm.name}
+            listed.append(entry)
         return JSONResponse({"value": listed})
 
     return router

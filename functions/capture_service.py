@@ -189,7 +189,10 @@ class CaptureService:
     def query_status(self, record: CaptureRecord) -> PacketCaptureQueryStatusResult:
         """ARM's status; for a capture no agent has started, also what it waits for and until when."""
         if record.status is PcStatus.UNKNOWN:
-            return scale_set_status(record, self.registry.instances(record.capture))
+            parts = self.registry.instances(record.capture)
+            files = {part.capture.key: files_of(self.registry.engine, part.capture, part.run_id) for part in parts} \
+                if record.parameters.continuous_capture is not None else None
+            return scale_set_status(record, parts, files)
         status = record.to_status()
         if record.parameters.continuous_capture is not None:
             status.files = files_of(self.registry.engine, record.capture, record.run_id)

@@ -15,7 +15,7 @@ from functions.arm_routes import ONE
 from functions.deps import CapturePath, api_version
 from shared.access import AccessConfig, Role
 from shared.arm import PcStatus, format_arm_time
-from shared.registry import Registry
+from shared.registry import CaptureRecord, Registry
 from shared.storage_accounts import StorageAccounts
 from shared.storage_layout import BLOB_CONTAINER
 
@@ -34,22 +34,36 @@ def _sas_url(accounts: StorageAccounts, storage_id: str, storage_path: str) -> t
 def build_download_router(registry: Registry, accounts: StorageAccounts, access: AccessConfig) -> APIRouter:
     router = APIRouter()
 
-    @router.get(ONE + "/downloadUrl", dependencies=[Depends(requirement(access, Role.READER)), Depends(api_version)])
-    def download_url(capture: CapturePath) -> JSONResponse:
-        record = registry.get(capture)
+    def where(record: CaptureRecord) -> dict:
         location = record.parameters.storage_location
         if record.storage_path and location.storage_id:
             url, expires = _sas_url(accounts, location.storage_id, record.storage_path)
-            return JSONResponse({"url": url, "expiresOn": format_arm_time(expires), "blob": record.storage_path})
+            return {"url": url, "expiresOn": format_arm_time(expires), "blob": record.storage_path}
         if location.storage_id and record.status is PcStatus.STOPPED and not record.storage_path:
             raise UploadPending(f"{record.capture.name} is being uploaded to storage; try again "
-                           "shortly", "packetCaptureName")
+                                "shortly", "packetCaptureName")
         on_vm = location.file_path or (record.summary.file_paths[0] if record.summary and
                                        record.summary.file_paths else None)
         if on_vm is None or record.status.value in ("NotStarted", "Running"):
             raise CaptureFileNotReady(f"{record.capture.name} has no file to download yet "
-                           f"(status {record.status.value})", "packetCaptureName")
-        return JSONResponse({"target": record.parameters.target, "filePath": on_vm,
-                             "message": f"the file is kept on the VM at {on_vm}"})
+                                      f"(status {record.status.value})", "packetCaptureName")
+        return {"target": record.parameters.target, "filePath": on_vm,
+                "message": f"the file is kept on the VM at {on_vm}"}
+
+    def instance_where(part: CaptureRecord) -> dict:
+        try:
+            found = where(part)
+        except (UploadPending, CaptureFileNotReady) as exc:
+            found = {"target": part.parameters.target, "message": exc.message}
+        return {"instanceId": part.capture.instance, **found}
+
+    @router.get(ONE + "/downloadUrl", dependencies=[Depends(requirement(access, Role.READER)), Depends(api_version)])
+    def download_url(capture: CapturePath) -> JSONResponse:
+        """Where the file is: a read-only SAS URL, or the VM and path; a scale set capture's,
+        one per instance."""
+        record = registry.get(capture)
+        if record.status is PcStatus.UNKNOWN:
+            return JSONResponse({"instances": [instance_where(part) for part in registry.instances(capture)]})
+        return JSONResponse(where(record))
 
     return router

@@ -279,6 +279,7 @@ class InstanceStatus(ArmModel):
     bytes: int = 0
     file_paths: list[str] = Field(default_factory=list, alias="filePaths")
     storage_path: str | None = Field(default=None, alias="storagePath")
+    files: list[CaptureFile] | None = None  # a continuous capture's, as in packetWatchFiles
 
 
 class PacketCaptureQueryStatusResult(ArmModel):

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from shared.arm import CaptureSummary, InstanceStatus, PacketCaptureQueryStatusResult, PcError, PcStatus
-from shared.arm import PacketCaptureMachineScope
+from shared.arm import (
+    CaptureFile, CaptureSummary, InstanceStatus, PacketCaptureMachineScope, PacketCaptureQueryStatusResult, PcError,
+    PcStatus,
+)
 from shared.errors import AgentNotFound, Collector, InvalidField
 from shared.registry_records import CaptureRecord
 from shared.resource_ids import ScaleSetId, VirtualMachineId
@@ -50,13 +52,13 @@ def in_scope(scale_set: ScaleSetId, instances: list[VirtualMachineId],
     return chosen
 
 
-def _instance(part: CaptureRecord) -> InstanceStatus:
+def _instance(part: CaptureRecord, files: list[CaptureFile] | None) -> InstanceStatus:
     summary = part.summary or CaptureSummary()
     return InstanceStatus(instance_id=part.capture.instance or "",
                           target=part.parameters.target, status=part.status, stop_reason=part.stop_reason,
                           errors=part.errors, error_message=part.error_message,
                           capture_start_time=part.capture_start_time, packets=summary.packets, bytes=summary.bytes,
-                          file_paths=summary.file_paths, storage_path=part.storage_path)
+                          file_paths=summary.file_paths, storage_path=part.storage_path, files=files)
 
 
 def combined_status(statuses: list[PcStatus]) -> PcStatus:
@@ -76,7 +78,9 @@ def _stop_reason(parts: list[CaptureRecord]) -> str | None:
     return "Mixed: " + ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
 
 
-def scale_set_status(parent: CaptureRecord, parts: list[CaptureRecord]) -> PacketCaptureQueryStatusResult:
+def scale_set_status(parent: CaptureRecord, parts: list[CaptureRecord],
+                     files: dict[str, list[CaptureFile]] | None = None) -> PacketCaptureQueryStatusResult:
+    """`files`: a continuous capture's files, by instance capture key."""
     statuses = [part.status for part in parts]
     status = combined_status(statuses)
     errors: list[PcError] = []
@@ -97,4 +101,4 @@ def scale_set_status(parent: CaptureRecord, parts: list[CaptureRecord]) -> Packe
         name=parent.capture.name, id=parent.capture.arm_id, capture_start_time=min(starts) if starts else None,
         packet_capture_status=status, stop_reason=_stop_reason(parts) if status is PcStatus.STOPPED else None,
         packet_capture_error=errors if status is PcStatus.ERROR else [], summary=summary,
-        error_message=message, status_detail=detail, instances=[_instance(part) for part in parts])
+        error_message=message, status_detail=detail, instances=[_instance(part, (files or {}).get(part.capture.key)) for part in parts])

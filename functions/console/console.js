@@ -47,15 +47,26 @@ function button(td, label, action) {
   td.appendChild(b);
 }
 
-async function download(capture) {
-  const where = await call("GET", `${capture.id}/downloadUrl`);
-  if (!where.url) { say(where.message); return; }
+function fetchFile(url, name) {
   const link = document.createElement("a");
-  link.href = where.url;
-  link.download = `${capture.name}.cap`;
+  link.href = url;
+  link.download = name;
   document.body.appendChild(link);
   link.click();
   link.remove();
+}
+
+async function download(capture) {
+  const where = await call("GET", `${capture.id}/downloadUrl`);
+  if (where.instances) {  // a scale set capture: one file per instance
+    const stored = where.instances.filter((instance) => instance.url);
+    stored.forEach((instance) => fetchFile(instance.url, `${capture.name}_${instance.instanceId}.cap`));
+    const kept = where.instances.filter((instance) => !instance.url).map((i) => `instance ${i.instanceId}: ${i.message}`);
+    say([`Downloading ${stored.length} instance files of ${capture.name}`, ...kept].join("; "));
+    return;
+  }
+  if (!where.url) { say(where.message); return; }
+  fetchFile(where.url, `${capture.name}.cap`);
   say(`Downloading ${capture.name}`);
 }
 

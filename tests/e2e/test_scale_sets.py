@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import secrets
+import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +31,7 @@ from shared.storage_layout import BLOB_CONTAINER
 from tests import alert_samples as s
 from tests.e2e.conftest import FUNCTION_KEY, tshark_records
 from tests.e2e.test_cli import _cli
+from tests.e2e.test_console import PLAYWRIGHT_CORE, ROOT, SCREENSHOTS
 
 PORT = 7500
 
@@ -102,6 +106,9 @@ def test_a_capture_runs_on_every_instance_and_each_file_holds_its_own_traffic(la
     _files_hold_their_traffic(status, sent, {"0", "1", "2"})
     for vm in vms:  # each instance wrote at filePath on itself
         assert (lab.stack.capture_dir(vm) / "e2e" / f"{capture.name}.cap").exists()
+    agents = {a["vm"]: a for a in lab.client.agents().json()["value"]}
+    assert [(agents[vm.vm.arm_id]["scaleSet"], agents[vm.vm.arm_id]["instanceId"]) for vm in vms] == [
+        (ss.arm_id, "0"), (ss.arm_id, "1"), (ss.arm_id, "2")], "each agent reports its scale set and instance"
     listed = lab.client.list(capture).json()["value"]
     assert [c["name"] for c in listed if c["name"] == capture.name] == [capture.name], "one capture, not three"
 
@@ -151,6 +158,9 @@ def test_delete_reaches_every_instance_and_files_are_stored_per_instance(lab, sc
         assert time.monotonic() < deadline
         time.sleep(0.2)
     service = BlobServiceClient.from_connection_string(lab.azurite.connection_string)
+    links = lab.client.download_url(capture).json()["instances"]
+    assert [link["instanceId"] for link in links] == ["0", "1", "2"]
+    assert all(httpx.get(link["url"], timeout=10).content[:4] == bytes.fromhex("d4c3b2a1") for link in links)
     for entry in lab.client.status(capture)["packetWatchInstances"]:
         blob = entry["storagePath"].split(f"/{BLOB_CONTAINER}/")[1]
         assert blob.startswith(f"{ss.key.lstrip('/')}/virtualmachines/{entry['instanceId']}/")
@@ -259,3 +269,50 @@ def test_a_silent_instance_ends_in_error_on_its_own_and_the_capture_says_which(l
         assert [i["status"] for i in status["packetWatchInstances"]] == ["Stopped", "Error", "Stopped"]
     finally:
         lab.stack.start_agent(vms[1])
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None or not PLAYWRIGHT_CORE.exists(),
+                    reason="make setup installs chromium and playwright-core")
+def test_the_console_creates_a_scale_set_capture_with_the_instance_picker(lab, scale_set):
+    ss, _vms = scale_set
+    name = f"ss-console-{secrets.token_hex(3)}"
+    SCREENSHOTS.mkdir(exist_ok=True)
+    env = {**os.environ, "PLAYWRIGHT_CORE": str(PLAYWRIGHT_CORE), "SCREENSHOTS": str(SCREENSHOTS),
+           "CONSOLE_URL": lab.stack.api_url + "/", "TOKEN": lab.stack.token, "SUBSCRIPTION": ss.subscription,
+           "RESOURCE_GROUP": ss.resource_group, "WATCHER": "console-watcher", "SCALE_SET": ss.arm_id,
+           "UNCHECK": "0", "CAPTURE_NAME": name}
+    flow = subprocess.run(["node", str(ROOT / "tests" / "e2e" / "console_scale_set.cjs")], env=env, text=True,
+                          capture_output=True, timeout=120)
+    assert flow.returncode == 0 and "DONE" in flow.stdout, flow.stderr
+    capture = CaptureId(ss.subscription, ss.resource_group, "console-watcher", name)
+    properties = lab.client.get(capture).json()["properties"]
+    assert properties["targetType"] == "AzureVMSS" and properties["target"] == ss.arm_id
+    assert properties["scope"]["include"] == ["1", "2"]
+    assert [i["instanceId"] for i in lab.client.status(capture)["packetWatchInstances"]] == ["1", "2"]
+    assert lab.client.delete(capture).status_code == 202
+
+
+def test_a_continuous_scale_set_capture_lists_each_instance_files(lab, scale_set):
+    ss, vms = scale_set
+    record = 16 + 14 + 20 + 8 + 64
+    capture, answer = _create(lab, ss, PORT + 50, scope={"include": ["0", "1"]}, continuousCapture=True,
+                              captureSettings={"fileCount": 5, "fileSizeInBytes": 24 + 4 * record + 10,
+                                               "sessionTimeLimitInSeconds": 60},
+                              bytesToCapturePerPacket=200,
+                              storageLocation={"localPath": "/var/captures/e2e/ss-ring.cap"})
+    assert answer["status"] == 201, answer
+    _running(lab, capture, 2)
+    for vm in vms[:2]:
+        send(vm, [inbound(vm, "UDP", 42000 + n, PORT + 50, payload=64) for n in range(10)])
+    time.sleep(0.5)
+    lab.client.stop(capture)
+    lab.client.wait_for(capture, "Stopped", timeout=30)
+    deadline = time.monotonic() + 30
+    while True:
+        instances = lab.client.status(capture)["packetWatchInstances"]
+        counts = [[f["packets"] for f in i.get("files") or []] for i in instances]
+        if counts == [[4, 4, 2], [4, 4, 2]]:
+            break
+        assert time.monotonic() < deadline, counts
+        time.sleep(0.2)
+    assert all(f["path"].startswith(str(lab.stack.capture_dir(vm))) for vm, i in zip(vms, instances) for f in i["files"])

@@ -76,3 +76,25 @@ def test_install_then_uninstall_leave_the_machine_as_it_was_but_for_the_captures
         pwd.getpwnam(user)
     assert not (tmp_path / "units" / SERVICE).exists() and not (tmp_path / "etc" / "agent.env").exists()
     assert (root / "evidence.cap").read_bytes() == b"kept"
+
+
+def test_look_back_options_go_to_the_environment_the_agent_reads_and_bad_ones_are_refused(tmp_path):
+    command = [sys.executable, "-m", "cli.main", "agent", "install", "--print", "--interface", "eth0",
+               "--broker-url", "amqp://x", "--config-dir", str(tmp_path)]
+    printed = subprocess.run([*command, "--look-back-seconds", "120", "--look-back-dir", "/dev/shm/pw",
+                              "--look-back-filters", '[{"protocol": "TCP"}]'], capture_output=True, text=True,
+                             timeout=60, cwd=ROOT)
+    assert printed.returncode == 0, printed.stderr
+    environment = dict(line.split("=", 1) for line in printed.stdout.splitlines() if line.startswith("PACKETWATCH_"))
+    assert environment["PACKETWATCH_LOOK_BACK_SECONDS"] == "120"
+    assert environment["PACKETWATCH_LOOK_BACK_DIR"] == "/dev/shm/pw"
+    assert environment["PACKETWATCH_LOOK_BACK_FILTERS"] == '[{"protocol": "TCP"}]'
+    refused = subprocess.run([*command, "--look-back-seconds", "60", "--look-back-filters",
+                              '[{"protocol": "TCP", "localPort": "80:90"}]'], capture_output=True, text=True,
+                             timeout=60, cwd=ROOT)
+    assert refused.returncode == 2 and "--look-back-filters[0].localPort" in refused.stderr
+    from_environment = subprocess.run([sys.executable, "-m", "cli.main", "agent", "run", "--interface", "lo"],
+                                      capture_output=True, text=True, timeout=60, cwd=ROOT,
+                                      env={"PACKETWATCH_LOOK_BACK_SECONDS": "abc", "PATH": "/usr/bin:/bin"})
+    assert from_environment.returncode == 2
+    assert "--look-back-seconds must be a whole number" in from_environment.stderr

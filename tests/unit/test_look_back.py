@@ -19,10 +19,12 @@ from shared import libpcap
 from shared.arm import PacketCaptureFilter, StopReason
 from shared.bpf import compile_filters
 from shared.filters import parse_filters
-from workers.capture.hand_over import hand_over
+from workers.capture.hand_over import hand_over, matching
 from workers.capture.interfaces import KernelCounters
 from workers.capture.look_back import FILES, LookBackRing, LookBackSettings
+from workers.capture.pcap_format import native_record
 from workers.capture.pcap_sink import PcapFileSink
+from workers.capture.ring_sink import RingLayout, RingSink
 from workers.capture.session import SessionLimits, StopSignal, run_session
 
 BASE = 1_800_000_000.0
@@ -163,3 +165,23 @@ def test_with_an_empty_ring_the_capture_is_its_live_packets(tmp_path):
     given, _outcome, packets = _capture_file(tmp_path, ring, live, opened_at=BASE, since=BASE - 60)
     assert given.look_back_packets == 0 and given.earliest is None
     assert [_number(bytes(p)) for p in packets] == list(range(20))
+
+
+def test_look_back_packets_fill_a_continuous_capture_ring_across_its_file_seams(tmp_path):
+    records = b"".join(native_record(int(BASE) + n, 0, len(frame(n)), frame(n)) for n in range(10))
+    size = 16 + len(frame(0))
+    layout = RingLayout(tmp_path, lambda index: f"ring_{index:05d}.cap", 24 + 3 * size + 5, count=10, rolling=True)
+    ring = RingSink(layout, libpcap.DLT_EN10MB, 65535)
+    assert ring.take_records(records) == b""
+    ring.close()
+    files = sorted(tmp_path.glob("ring_*.cap"))
+    assert [len(rdpcap(str(path))) for path in files] == [3, 3, 3, 1]
+    assert [_number(bytes(p)) for path in files for p in rdpcap(str(path))] == list(range(10))
+
+
+def test_look_back_packets_are_cut_to_the_capture_snap_length_and_keep_their_length(tmp_path):
+    ring, ring_in = _ring(tmp_path)
+    ring_in.feed([(BASE + n, frame(n, payload=150)) for n in range(3)])
+    cut = matching(ring.window(0), _program(), 64)
+    assert [(len(r.frame), r.length) for r in cut] == [(64, len(frame(0, payload=150)))] * 3
+    assert matching(ring.window(0), _program(port=7001), 64) == [], "the capture's filter applies"
