@@ -4,6 +4,7 @@ import json
 import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 
 import httpx
 import pytest
@@ -14,7 +15,8 @@ from functions.api import create_app
 from lab.stack import Stack
 from shared.config import Settings
 from shared.registry import Registry
-from shared.resource_ids import VirtualMachineId
+from shared.messages import Heartbeat
+from shared.resource_ids import CaptureId, ScaleSetId, VirtualMachineId
 from tests import alert_samples as s
 
 KEY = "test-function-key-" + secrets.token_hex(8)
@@ -180,3 +182,28 @@ def test_ten_identical_alerts_at_once_start_exactly_one_capture(broker_url, post
     registry = Registry.from_url(postgres_url)
     watcher = started[0].rsplit("/packetCaptures/", 1)[0]
     assert [r.capture.arm_id for r in registry.list(watcher)] == started
+
+
+def test_alertmanager_labels_naming_a_scale_set_and_an_instance_capture_there_once_per_rule(webhook):
+    client, vm, _ = webhook
+    scale_set = ScaleSetId(vm.subscription, "rg1", "webset")
+    registry: Registry = client.app.state.registry
+    for instance in ("0", "1", "2"):  # the instances' agents have reported
+        registry.record_heartbeat(Heartbeat(vm_id=scale_set.instance(instance).arm_id, version="t", hostname="h",
+                                            reported_at=datetime.now(timezone.utc), running=[]),
+                                  datetime.now(timezone.utc))
+    whole = _post(client, s.alertmanager({"vm_resource_id": scale_set.arm_id}, alertname="SetLoss", count=3))
+    [started] = whole.json()["started"]
+    parent = registry.get(CaptureId.parse(started["id"]))
+    assert parent.parameters.target_type.value == "AzureVMSS" and parent.parameters.target == scale_set.arm_id
+    assert [part.capture.instance for part in registry.instances(parent.capture)] == ["0", "1", "2"]
+    assert [held["id"] for held in whole.json()["alreadyRunning"]] == [started["id"]] * 2, "three alerts, one capture"
+    one = _post(client, s.alertmanager({"vm_resource_id": scale_set.arm_id, "vmss_instance": "webset_1"},
+                                       alertname="SetLoss"))
+    [narrow] = one.json()["started"]
+    record = registry.get(CaptureId.parse(narrow["id"]))
+    assert record.parameters.scope.include == ["1"]
+    assert [part.capture.instance for part in registry.instances(record.capture)] == ["1"]
+    again = _post(client, s.alertmanager({"vm_resource_id": scale_set.arm_id, "vmss_instance": "1"},
+                                         alertname="SetLoss"))
+    assert again.json()["alreadyRunning"][0]["id"] == narrow["id"], "deduplicated per (instance, rule)"
