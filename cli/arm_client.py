@@ -54,6 +54,12 @@ class ArmClient:
     def agents(self) -> httpx.Response:
         return self._call("GET", "/packetwatch/agents")
 
+    def watchers(self, subscription: str) -> httpx.Response:
+        return self._call("GET", f"/subscriptions/{subscription}/providers/Microsoft.Network/networkWatchers")
+
+    def resource(self, arm_id: str) -> httpx.Response:
+        return self._call("GET", arm_id)
+
     def wait_for(self, capture: CaptureId, *statuses: str, timeout: float = 30.0) -> dict:
         deadline = time.monotonic() + timeout
         status: dict = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from shared.resource_ids import VirtualMachineId
 
 
 AGENT_METRICS_PORT, CONTROL_METRICS_PORT, NOTIFY_METRICS_PORT = 9810, 9811, 9812
+AZ_TREE = ("network", "vm")
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -67,12 +69,14 @@ def _notify_secret(args: argparse.Namespace, settings: Settings) -> int:
 def _agent_run(args: argparse.Namespace, settings: Settings) -> int:
     from cli.look_back_options import look_back_filters, look_back_settings
     from workers.agent import Agent, AgentConfig
-    from workers.imds import vm_from_imds
+    from workers.imds import location_from_imds, vm_from_imds
 
     vm = VirtualMachineId.parse(args.vm, "--vm") if args.vm else vm_from_imds(settings.imds_url)
+    location = args.location.lower() if args.location else None if args.vm else location_from_imds(settings.imds_url)
     capture_dir = Path(args.capture_dir or settings.capture_root)
     config = AgentConfig(
         vm=vm, interface=args.interface, netns=args.netns, capture_dir=capture_dir, broker_url=settings.broker_url,
+        location=location,
         heartbeat_seconds=settings.heartbeat_seconds, probes=(settings.metrics_host, args.metrics_port),
         look_back=look_back_settings(args, capture_dir, vm), look_back_filters=look_back_filters(args),
     )
@@ -198,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--vm", help="the VM's ARM resource ID (default: asked of Azure's Instance Metadata Service)")
     run.add_argument("--interface", required=True, help="network interface to capture on")
     run.add_argument("--netns", help="network namespace of the interface (test VMs)")
+    run.add_argument("-l", "--location", default=os.environ.get("PACKETWATCH_LOCATION"),
+                     help="the VM's Azure region, e.g. westeurope (default: $PACKETWATCH_LOCATION, or asked of the "
+                          "Instance Metadata Service with the VM's ID)")
     run.add_argument("--capture-dir", help="folder that holds the VM's capture root (default: the capture root)")
     run.add_argument("--concurrency", type=int, default=8)
     add_look_back_options(run)
@@ -271,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in AZ_TREE:  # az's command tree, on knack (cli/az)
+        from cli.az.loader import run_az
+
+        return run_az(argv)
     args = build_parser().parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)

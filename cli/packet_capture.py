@@ -127,7 +127,7 @@ CAPTURE_SETTINGS = {"file-count": "fileCount", "file-size-in-bytes": "fileSizeIn
                     "session-time-limit-in-seconds": "sessionTimeLimitInSeconds"}
 
 
-def _capture_settings(words: list[str] | None) -> dict[str, int] | None:
+def capture_settings_of(words: list[str] | None) -> dict[str, int] | None:
     """az's shorthand: file-count=10 file-size-in-bytes=104857600 session-time-limit-in-seconds=86400."""
     if not words:
         return None
@@ -160,7 +160,7 @@ def create(args: argparse.Namespace) -> int:
         if args.target_type != "AzureVMSS":
             raise CliError("--include and --exclude apply with --target-type AzureVMSS")
         properties["scope"] = {"include": args.include or [], "exclude": args.exclude or []}
-    settings = _capture_settings(args.capture_settings)
+    settings = capture_settings_of(args.capture_settings)
     if settings is not None:
         properties["captureSettings"] = settings
     _print(args, _checked(_client(args).create(capture, properties)), "capture")

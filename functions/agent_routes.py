@@ -30,7 +30,7 @@ def build_agent_router(registry: Registry, access: AccessConfig, heartbeat_secon
             if not grant.covers(vm.subscription):
                 continue
             entry = {"vm": agent.vm_id, "version": agent.version, "hostname": agent.hostname,
-                     "interface": agent.interface,
+                     "interface": agent.interface, "location": agent.location,
                      "lastSeen": format_arm_time(agent.last_seen), "runningCaptures": len(agent.running),
                      "status": "online" if now - agent.last_seen <= silent_after else "offline"}
             if vm.scale_set is not None:  # an instance: which scale set, which instance

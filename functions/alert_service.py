@@ -17,6 +17,7 @@ from shared.arm import PacketCaptureMachineScope, PacketCaptureParameters, Packe
 from shared.errors import InvalidField
 from shared.registry import AlertClaim
 from shared.resource_ids import CaptureId, ScaleSetId, VirtualMachineId, parse_target
+from shared.watchers import regional_watcher
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -175,7 +176,7 @@ class AlertService:
             self.registry.release_alert_capture(claim.vm_key, claim.rule_key, holder)
         now = datetime.now(timezone.utc)
         name = capture_name(template.name_prefix or notice.rule, vm, now)
-        capture = CaptureId(vm.subscription, self.config.watcher_resource_group, self.config.watcher_name, name)
+        capture = CaptureId(vm.subscription, *self._watcher(vm), name)
         directory = template.file_directory.rstrip("/") if template.file_directory else None
         parameters = PacketCaptureParameters(
             **target_parameters(vm), bytes_to_capture_per_packet=template.bytes_to_capture_per_packet,
@@ -193,6 +194,15 @@ class AlertService:
             return
         outcome.started.append({"id": capture.arm_id, "name": name, "target": vm.arm_id, "alertRule": notice.rule,
                                 "rule": rule.name if rule else "default"})
+
+    def _watcher(self, target: Target) -> tuple[str, str]:
+        """The target's regional watcher when its agent reports its region, as Azure's alert
+        captures go; otherwise the configured one."""
+        agent = self.registry.agent(target.key) if isinstance(target, VirtualMachineId) \
+            else next(iter(self.registry.scale_set_agents(target)), None)
+        if agent is not None and agent.location:
+            return regional_watcher(agent.location)
+        return self.config.watcher_resource_group, self.config.watcher_name
 
     def _already_running(self, holder: CaptureId, notice: AlertNotice, vm: Target,
                          outcome: AlertOutcome) -> None:

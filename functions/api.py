@@ -15,6 +15,7 @@ from functions.alert_routes import build_alert_router
 from functions.alert_service import AlertService
 from functions.arm_errors import install_error_handlers
 from functions.arm_routes import build_router
+from functions.watcher_routes import build_watcher_router
 from functions.capture_service import CaptureService
 from functions.dispatch import Dispatcher
 from functions.download_routes import build_download_router
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.warning("no API token is configured (PACKETWATCH_ACCESS_CONFIG=%s): every ARM call will be refused; "
                     "`packetwatch token create` makes one", settings.access_config or "unset")
     app.include_router(build_router(service, access))
+    app.include_router(build_watcher_router(registry, access))
     alert_config = load_alert_config(settings.alert_config, settings.capture_root, settings.function_key_list)
     if not alert_config.function_keys:
         log.warning("no function key is configured (PACKETWATCH_FUNCTION_KEYS, PACKETWATCH_ALERT_CONFIG): "

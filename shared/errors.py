@@ -186,6 +186,15 @@ class AuthorizationFailed(PacketWatchError):
     code = "AuthorizationFailed"
 
 
+class WatcherNotFound(PacketWatchError, LookupError):
+    status = 404
+    code = "NotFound"
+
+    def __init__(self, watcher_id: str) -> None:
+        super().__init__(f"network watcher {watcher_id} was not found: it holds no capture, and no agent of its "
+                         "subscription reports from its region", watcher_id)
+
+
 class CaptureNotFound(PacketWatchError, LookupError):
     status = 404
     code = "NotFound"

@@ -72,6 +72,7 @@ class Heartbeat(BaseModel):
     interface: str | None = None
     reported_at: datetime
     running: list[str] = Field(default_factory=list)
+    location: str | None = None  # the VM's Azure region, when the agent knows it
 
 
 class FileClosed(BaseModel):

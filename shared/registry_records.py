@@ -97,6 +97,7 @@ class AgentRecord:
     last_seen: datetime
     running: list[str]
     interface: str | None = None
+    location: str | None = None
 
 
 def record_of(row) -> CaptureRecord:  # type: ignore[no-untyped-def]
@@ -125,4 +126,4 @@ def row_values(capture: CaptureId, parameters: PacketCaptureParameters, target_k
 
 def agent_of(row) -> AgentRecord:  # type: ignore[no-untyped-def]
     return AgentRecord(row.vm_id, row.version, row.hostname, as_utc(row.last_seen),  # type: ignore[arg-type]
-                       json.loads(row.running), row.interface)
+                       json.loads(row.running), row.interface, row.location)

@@ -37,6 +37,7 @@ agents = Table(
     Column("last_seen", DateTime(timezone=True), nullable=False),
     Column("running", Text, nullable=False, default="[]"),
     Column("interface", String(64)),
+    Column("location", String(64)),
 )
 
 alert_captures = Table(

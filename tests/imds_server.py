@@ -1,6 +1,6 @@
 """A local server that answers as Azure's Instance Metadata Service does for the calls
 PacketWatch makes: `Metadata: true` required (400 otherwise, as IMDS answers), requests
-with X-Forwarded-For refused, compute/resourceId as text or JSON."""
+with X-Forwarded-For refused, compute/resourceId and compute/location as text or JSON."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 
 
 @contextmanager
-def imds(resource_id: str) -> Iterator[str]:
+def imds(resource_id: str, location: str = "westeurope") -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
             url = urlparse(self.path)
@@ -24,11 +24,13 @@ def imds(resource_id: str) -> Iterator[str]:
             if "api-version" not in query:
                 return self._answer(400, "application/json", json.dumps({"error": "Bad request. api-version was "
                                                                          "not specified in the request"}))
-            if url.path != "/metadata/instance/compute/resourceId":
+            answers = {"/metadata/instance/compute/resourceId": resource_id,
+                       "/metadata/instance/compute/location": location}
+            if url.path not in answers:
                 return self._answer(404, "text/plain", "Not found")
             if query.get("format") == ["text"]:
-                return self._answer(200, "text/plain; charset=utf-8", resource_id)
-            return self._answer(200, "application/json", json.dumps(resource_id))
+                return self._answer(200, "text/plain; charset=utf-8", answers[url.path])
+            return self._answer(200, "application/json", json.dumps(answers[url.path]))
 
         def _answer(self, status: int, kind: str, body: str) -> None:
             self.send_response(status)

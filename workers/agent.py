@@ -64,6 +64,7 @@ class AgentConfig:
     broker_url: str
     heartbeat_seconds: float = 10.0
     probes: tuple[str, int] = ("127.0.0.1", 0)  # where /metrics, /healthz and /readyz are served; port 0: nowhere
+    location: str | None = None  # the VM's Azure region (its network watcher is that region's)
     look_back: LookBackSettings | None = None  # the standing ring; off by default
     look_back_filters: tuple[PacketCaptureFilter, ...] = ()  # what it keeps (ARM filters; none: everything)
 
@@ -132,7 +133,8 @@ class Agent:
         with self.lock:
             running = sorted(self.running)
         beat = Heartbeat(vm_id=self.config.vm.arm_id, version=VERSION, hostname=socket.gethostname(),
-                         interface=self.config.interface, reported_at=_now(), running=running)
+                         interface=self.config.interface, reported_at=_now(), running=running,
+                         location=self.config.location)
         publish(self.app, TaskName.HEARTBEAT.value, beat.model_dump(mode="json"), CONTROL_QUEUE)
 
     def _heartbeat_loop(self) -> None:

@@ -207,3 +207,17 @@ def test_alertmanager_labels_naming_a_scale_set_and_an_instance_capture_there_on
     again = _post(client, s.alertmanager({"vm_resource_id": scale_set.arm_id, "vmss_instance": "1"},
                                          alertname="SetLoss"))
     assert again.json()["alreadyRunning"][0]["id"] == narrow["id"], "deduplicated per (instance, rule)"
+
+
+def test_an_alert_capture_goes_to_the_regional_watcher_of_a_vm_whose_agent_reports_its_region(webhook):
+    client, vm, other = webhook
+    registry: Registry = client.app.state.registry
+    now = datetime.now(timezone.utc)
+    registry.record_heartbeat(Heartbeat(vm_id=vm.arm_id, version="t", hostname="h", reported_at=now,
+                                        location="westeurope"), now)
+    [started] = _post(client, s.azure_common(vm.arm_id, rule="Regional")).json()["started"]
+    assert CaptureId.parse(started["id"]).watcher_path == (
+        f"/subscriptions/{vm.subscription}/resourceGroups/NetworkWatcherRG/providers/Microsoft.Network/"
+        "networkWatchers/NetworkWatcher_westeurope")
+    [unplaced] = _post(client, s.azure_common(other.arm_id, rule="Regional")).json()["started"]
+    assert CaptureId.parse(unplaced["id"]).network_watcher == "PacketWatch", "no region known: the configured one"

@@ -8,7 +8,7 @@ from shared.broker import agent_queue_name
 from shared.errors import InvalidField
 from shared.resource_ids import VirtualMachineId
 from tests.imds_server import imds
-from workers.imds import vm_from_imds
+from workers.imds import location_from_imds, vm_from_imds
 
 VM = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/web/providers/Microsoft.Compute/virtualMachines/web01"
 
@@ -18,6 +18,7 @@ def test_the_vm_is_learned_from_imds_as_its_documentation_shows():
         assert httpx.get(f"{url}/metadata/instance/compute/resourceId?api-version=2021-02-01").status_code == 400, \
             "like IMDS, the server refuses a call without the Metadata header"
         assert vm_from_imds(url) == VirtualMachineId.parse(VM)
+        assert location_from_imds(url) == "westeurope"
 
 
 def test_a_scale_set_instance_learns_its_scale_set_and_instance_id_and_gets_its_own_queue():

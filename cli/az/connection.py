@@ -1,0 +1,52 @@
+"""The API connection of the az-shaped commands, and their errors as az reports them:
+`ERROR: (Code) message`, exit 3 for a resource that is not there, 1 for any other error,
+and the URL named when the API cannot be reached."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from knack.util import CLIError
+
+from cli.arm_client import ArmClient
+
+DEFAULT_API = "http://127.0.0.1:8080"
+
+
+class ResourceNotFoundError(CLIError):
+    """Exit code 3, as az's."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    client: ArmClient
+    subscription: str
+
+    @classmethod
+    def from_environment(cls, subscription: str | None) -> "Connection":
+        token = os.environ.get("PACKETWATCH_TOKEN")
+        if not token:
+            raise CLIError("no API token: set PACKETWATCH_TOKEN (packetwatch token create makes one)")
+        subscription = subscription or os.environ.get("PACKETWATCH_SUBSCRIPTION")
+        if not subscription:
+            raise CLIError("no subscription: give --subscription or set PACKETWATCH_SUBSCRIPTION")
+        return cls(ArmClient(os.environ.get("PACKETWATCH_API_URL", DEFAULT_API), token), subscription)
+
+    def answer(self, response_of, *args: Any) -> Any:  # type: ignore[no-untyped-def]
+        """The JSON of a call's answer; az's errors for a failed one."""
+        try:
+            response: httpx.Response = response_of(*args)
+        except httpx.HTTPError as exc:
+            raise CLIError(f"cannot reach the PacketWatch API at {self.client.base_url}: {exc or type(exc).__name__}"
+                           f" (set PACKETWATCH_API_URL)") from None
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+                message = f"({error['code']}) {error['message']}"
+            except (ValueError, KeyError, TypeError):
+                message = f"(HTTP {response.status_code}) {response.text[:300]}"
+            raise (ResourceNotFoundError if response.status_code == 404 else CLIError)(message)
+        return response.json() if response.content else None
