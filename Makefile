@@ -10,8 +10,13 @@ AZURITE_VERSION := 3.37.0
 AZURITE := .tools/node_modules/.bin/azurite-blob
 PLAYWRIGHT_VERSION := 1.64.1
 PLAYWRIGHT := .tools/node_modules/playwright-core/package.json
+# The API docs pages' assets, served from the package (functions/console/vendor), never a CDN (ReDoc 2: the
+# version FastAPI's docs page is written for).
+SWAGGER_UI_VERSION := 5.35.0
+REDOC_VERSION := 2.5.4
+WEB_ASSETS := functions/console/vendor/.v-$(SWAGGER_UI_VERSION)-$(REDOC_VERSION)
 
-setup: system-packages broker $(VENV)/.installed $(AZURITE) $(PLAYWRIGHT)
+setup: system-packages broker $(WEB_ASSETS) $(VENV)/.installed $(AZURITE) $(PLAYWRIGHT)
 
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -34,6 +39,15 @@ $(AZURITE):
 
 $(PLAYWRIGHT):
 	npm install --no-audit --no-fund --loglevel=error --prefix .tools playwright-core@$(PLAYWRIGHT_VERSION)
+
+$(WEB_ASSETS):
+	rm -rf functions/console/vendor .tools/web && mkdir -p functions/console/vendor .tools/web
+	cd .tools/web && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) redoc@$(REDOC_VERSION) >/dev/null
+	tar -xzf .tools/web/swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz -C functions/console/vendor --strip-components=1 \
+	  package/swagger-ui-bundle.js package/swagger-ui.css package/favicon-32x32.png
+	tar -xzf .tools/web/redoc-$(REDOC_VERSION).tgz -C functions/console/vendor --strip-components=2 \
+	  package/bundles/redoc.standalone.js
+	touch $@
 
 up: setup
 	$(VENV)/bin/packetwatch up $(UP_ARGS)

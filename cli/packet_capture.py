@@ -244,7 +244,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                       "(IDs such as 0 1, or names such as vmss_0)")
     made.add_argument("--exclude", nargs="+", metavar="INSTANCE", help="with AzureVMSS: all instances but these")
     made.add_argument("--storage-account", help="storage account resource ID to upload to")
-    made.add_argument("--storage-path", help="URI of the storage path (set by PacketWatch after upload)")
+    made.add_argument("--storage-path", help="URI of the container to store the capture in "
+                                             "(default: network-watcher-logs)")
     made.add_argument("--file-path", help="path of the capture file on the VM (under /var/captures, *.cap)")
     made.add_argument("--capture-size", type=int, default=0, help="bytes captured per packet (0: whole packet)")
     made.add_argument("--capture-limit", type=int, default=DEFAULT_TOTAL_BYTES_PER_SESSION,

@@ -15,6 +15,7 @@ from functions.alert_routes import build_alert_router
 from functions.alert_service import AlertService
 from functions.arm_errors import install_error_handlers
 from functions.arm_routes import build_router
+from functions.docs_routes import add_docs
 from functions.watcher_routes import build_watcher_router
 from functions.capture_service import CaptureService
 from functions.dispatch import Dispatcher
@@ -35,7 +36,7 @@ log = logging.getLogger("packetwatch.api")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = FastAPI(title="PacketWatch", version=VERSION)
+    app = FastAPI(title="PacketWatch", version=VERSION, docs_url=None, redoc_url=None)
     registry = Registry.from_url(settings.database_url)
     app.state.registry = registry
     install_error_handlers(app)
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                               settings.heartbeat_seconds)))
     app.add_middleware(RequestMetrics)
     app.mount("/console", StaticFiles(directory=CONSOLE), name="console")
+    add_docs(app)
 
     @app.get("/", include_in_schema=False)
     def console() -> FileResponse:

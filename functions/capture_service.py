@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
@@ -19,7 +20,9 @@ from azure.core.exceptions import AzureError
 
 from functions.dispatch import Dispatcher, capture_message, stop_message
 from functions.metrics import CAPTURES_CREATED
-from shared.arm import PacketCaptureParameters, PacketCaptureQueryStatusResult, PcStatus, format_arm_time
+from shared.arm import (
+    CaptureSummary, PacketCaptureParameters, PacketCaptureQueryStatusResult, PcStatus, format_arm_time,
+)
 
 from shared.capture_files import files_of
 from shared.capture_spec import CaptureSpec, build_spec
@@ -31,7 +34,7 @@ from shared.registry import AlertClaim, CaptureRecord, Created, InstancePart, Re
 from shared.resource_ids import CaptureId, ScaleSetId, VirtualMachineId
 from shared.scale_sets import in_scope, scale_set_status
 from shared.storage_accounts import SAS_MARGIN, StorageAccount, StorageAccounts
-from shared.storage_layout import blob_path
+from shared.storage_layout import blob_path, container_of
 
 ACTIVE = (PcStatus.NOT_STARTED, PcStatus.RUNNING)
 PUBLISHERS = 8  # a scale set capture's requests are published this many at a time
@@ -51,7 +54,7 @@ class CaptureService:
         self.require_known_agent = require_known_agent
         self.accounts = accounts or StorageAccounts()
         self.upload_retry = upload_retry
-        self.containers_made: set[int] = set()
+        self.containers_made: set[tuple[int, str]] = set()
 
     def upload_target(self, spec: CaptureSpec, parameters: PacketCaptureParameters,
                       created: datetime) -> UploadTarget | None:
@@ -61,20 +64,21 @@ class CaptureService:
         if not storage_id:
             return None
         account = self.accounts.lookup(storage_id, "properties.storageLocation.storageId")
-        self._ensure_container(account)
+        container = container_of(parameters.storage_location.storage_path)
+        self._ensure_container(account, container)
         if parameters.continuous_capture is not None:
             return None  # each file gets its own SAS from the control worker as it closes
         retry = timedelta(seconds=account.retry_seconds) if account.retry_seconds else self.upload_retry
         expiry = created + self.start_deadline + timedelta(seconds=parameters.seconds_limit) + retry + SAS_MARGIN
-        return account.upload_target(blob_path(spec.target, created), expiry, retry.total_seconds())
+        return account.upload_target(blob_path(spec.target, created), expiry, retry.total_seconds(), container)
 
-    def _ensure_container(self, account: StorageAccount) -> None:
-        """Once per account and process; if storage is away now, the upload waits for it."""
-        if id(account) in self.containers_made:
+    def _ensure_container(self, account: StorageAccount, container: str) -> None:
+        """Once per account, container and process; if storage is away now, the upload waits for it."""
+        if (id(account), container) in self.containers_made:
             return
         try:
-            account.ensure_container()
-            self.containers_made.add(id(account))
+            account.ensure_container(container)
+            self.containers_made.add((id(account), container))
         except AzureError as exc:
             log.warning("cannot make the captures' container in a storage account yet: %s", str(exc).splitlines()[0])
 
@@ -186,14 +190,25 @@ class CaptureService:
         log.info("capture %s stop requested, run %s", record.capture.arm_id, record.run_id,
                  extra={"capture_id": record.capture.arm_id, "run_id": record.run_id})
 
+    def _live(self, record: CaptureRecord) -> CaptureRecord:
+        """A running capture with the packets and bytes its agent's last heartbeat reported."""
+        if record.status is not PcStatus.RUNNING:
+            return record
+        agent = self.registry.agent(record.parameters.target)
+        progress = agent.progress.get(record.run_id) if agent is not None else None
+        if progress is None:
+            return record
+        return replace(record, summary=CaptureSummary(packets=progress["packets"], bytes=progress["bytes"]))
+
     def query_status(self, record: CaptureRecord) -> PacketCaptureQueryStatusResult:
-        """ARM's status; for a capture no agent has started, also what it waits for and until when."""
+        """ARM's status; while it runs, what its agent last said it wrote; for a capture no
+        agent has started, also what it waits for and until when."""
         if record.status is PcStatus.UNKNOWN:
-            parts = self.registry.instances(record.capture)
+            parts = [self._live(part) for part in self.registry.instances(record.capture)]
             files = {part.capture.key: files_of(self.registry.engine, part.capture, part.run_id) for part in parts} \
                 if record.parameters.continuous_capture is not None else None
             return scale_set_status(record, parts, files)
-        status = record.to_status()
+        status = self._live(record).to_status()
         if record.parameters.continuous_capture is not None:
             status.files = files_of(self.registry.engine, record.capture, record.run_id)
         if record.status is not PcStatus.NOT_STARTED:

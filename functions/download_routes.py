@@ -17,17 +17,17 @@ from shared.access import AccessConfig, Role
 from shared.arm import PcStatus, format_arm_time
 from shared.registry import CaptureRecord, Registry
 from shared.storage_accounts import StorageAccounts
-from shared.storage_layout import BLOB_CONTAINER
+from shared.storage_layout import container_of
 
 SAS_LIFETIME = timedelta(minutes=15)
 
 
-def _sas_url(accounts: StorageAccounts, storage_id: str, storage_path: str) -> tuple[str, datetime]:
+def _sas_url(accounts: StorageAccounts, storage_id: str, container: str, stored_at: str) -> tuple[str, datetime]:
     from azure.storage.blob import BlobSasPermissions
 
-    blob_name = unquote(urlparse(storage_path).path).split(f"/{BLOB_CONTAINER}/", 1)[1]
+    blob_name = unquote(urlparse(stored_at).path).split(f"/{container}/", 1)[1]
     expires = datetime.now(timezone.utc) + SAS_LIFETIME
-    url = accounts.lookup(storage_id).blob_sas_url(blob_name, BlobSasPermissions(read=True), expires)
+    url = accounts.lookup(storage_id).blob_sas_url(blob_name, BlobSasPermissions(read=True), expires, container)
     return url, expires
 
 
@@ -37,7 +37,8 @@ def build_download_router(registry: Registry, accounts: StorageAccounts, access:
     def where(record: CaptureRecord) -> dict:
         location = record.parameters.storage_location
         if record.storage_path and location.storage_id:
-            url, expires = _sas_url(accounts, location.storage_id, record.storage_path)
+            url, expires = _sas_url(accounts, location.storage_id, container_of(location.storage_path),
+                                    record.storage_path)
             return {"url": url, "expiresOn": format_arm_time(expires), "blob": record.storage_path}
         if location.storage_id and record.status is PcStatus.STOPPED and not record.storage_path:
             raise UploadPending(f"{record.capture.name} is being uploaded to storage; try again "

@@ -15,7 +15,7 @@ from shared.errors import Collector, InvalidField
 from shared.filters import FilterSpec, parse_filters
 from shared.resource_ids import CaptureId, ScaleSetId, VirtualMachineId, parse_target
 from shared.storage_accounts import storage_account_name
-from shared.storage_layout import relative_capture_path, spool_relative_path
+from shared.storage_layout import container_of, relative_capture_path, spool_relative_path
 
 
 def parse_body(body: object) -> PacketCapture:
@@ -84,6 +84,11 @@ def _location(capture: CaptureId, params: PacketCaptureParameters, capture_root:
                                           f"needs storageId, {used} or both"))
     if location.storage_id:
         checks.check(storage_account_name, location.storage_id, f"{where}.storageId")
+    if location.storage_path:
+        if not location.storage_id:
+            checks.errors.append(InvalidField(f"{where}.storagePath", location.storage_path,
+                                              "names a container of the account in storageId: give storageId too"))
+        checks.check(container_of, location.storage_path, f"{where}.storagePath")
     relative = None
     if path:
         relative = checks.check(relative_capture_path, path, capture_root, f"{where}.{used}")

@@ -65,6 +65,11 @@ class StatusEvent(BaseModel):
 SILENT_HEARTBEATS = 3
 
 
+class RunProgress(BaseModel):
+    packets: int
+    bytes: int
+
+
 class Heartbeat(BaseModel):
     vm_id: str
     version: str
@@ -73,6 +78,7 @@ class Heartbeat(BaseModel):
     reported_at: datetime
     running: list[str] = Field(default_factory=list)
     location: str | None = None  # the VM's Azure region, when the agent knows it
+    progress: dict[str, RunProgress] = Field(default_factory=dict)  # by run ID: what each capture wrote so far
 
 
 class FileClosed(BaseModel):

@@ -227,7 +227,8 @@ class Registry:
         """Liveness is judged by when the control plane heard the agent, on its own clock."""
         vm_key = beat.vm_id.lower()
         values = dict(vm_id=beat.vm_id, version=beat.version, hostname=beat.hostname, interface=beat.interface,
-                      last_seen=as_utc(received_at), running=json.dumps(beat.running), location=beat.location)
+                      last_seen=as_utc(received_at), running=json.dumps(beat.running), location=beat.location,
+                      progress=json.dumps({run: p.model_dump() for run, p in beat.progress.items()}))
         with self.engine.begin() as conn:
             if conn.execute(update(agents).where(agents.c.vm_key == vm_key).values(**values)).rowcount == 0:
                 try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from shared.arm import (
@@ -98,6 +98,7 @@ class AgentRecord:
     running: list[str]
     interface: str | None = None
     location: str | None = None
+    progress: dict[str, dict[str, int]] = field(default_factory=dict)  # by run: packets and bytes so far
 
 
 def record_of(row) -> CaptureRecord:  # type: ignore[no-untyped-def]
@@ -126,4 +127,5 @@ def row_values(capture: CaptureId, parameters: PacketCaptureParameters, target_k
 
 def agent_of(row) -> AgentRecord:  # type: ignore[no-untyped-def]
     return AgentRecord(row.vm_id, row.version, row.hostname, as_utc(row.last_seen),  # type: ignore[arg-type]
-                       json.loads(row.running), row.interface, row.location)
+                       json.loads(row.running), row.interface, row.location,
+                       json.loads(row.progress) if row.progress else {})

@@ -38,6 +38,7 @@ agents = Table(
     Column("running", Text, nullable=False, default="[]"),
     Column("interface", String(64)),
     Column("location", String(64)),
+    Column("progress", Text),
 )
 
 alert_captures = Table(

@@ -103,28 +103,30 @@ class StorageAccount(BaseModel):
                                                  **CLIENT_OPTIONS)
         return self._client
 
-    def ensure_container(self) -> None:
+    def ensure_container(self, container: str = BLOB_CONTAINER) -> None:
         """Make the captures' container (agents cannot: their SAS covers one blob)."""
         try:
-            self.client().get_container_client(BLOB_CONTAINER).create_container()
+            self.client().get_container_client(container).create_container()
         except ResourceExistsError:
             pass
 
-    def blob_sas_url(self, blob_name: str, permission: BlobSasPermissions, expiry: datetime) -> str:
-        """The URL of one blob of the captures' container with a SAS for it alone: signed with
+    def blob_sas_url(self, blob_name: str, permission: BlobSasPermissions, expiry: datetime,
+                     container: str = BLOB_CONTAINER) -> str:
+        """The URL of one blob of a captures' container with a SAS for it alone: signed with
         the account key, or for an Entra ID account with a user delegation key."""
         client = self.client()
         if self.credential:
             signing = {"user_delegation_key": self._user_delegation_key(expiry)}
         else:
             signing = {"account_key": client.credential.account_key}
-        token = generate_blob_sas(client.account_name, BLOB_CONTAINER, blob_name,  # type: ignore[arg-type]
+        token = generate_blob_sas(client.account_name, container, blob_name,  # type: ignore[arg-type]
                                   permission=permission, expiry=expiry, **signing)
-        return f"{client.get_blob_client(BLOB_CONTAINER, blob_name).url}?{token}"
+        return f"{client.get_blob_client(container, blob_name).url}?{token}"
 
-    def upload_target(self, blob_name: str, expiry: datetime, retry_seconds: float) -> UploadTarget:
+    def upload_target(self, blob_name: str, expiry: datetime, retry_seconds: float,
+                      container: str = BLOB_CONTAINER) -> UploadTarget:
         """What an agent needs to store one blob: its URL with a create-and-write SAS."""
-        url = self.blob_sas_url(blob_name, BlobSasPermissions(create=True, write=True), expiry)
+        url = self.blob_sas_url(blob_name, BlobSasPermissions(create=True, write=True), expiry, container)
         return UploadTarget(url=url, retry_seconds=retry_seconds)
 
     def _user_delegation_key(self, covering: datetime) -> UserDelegationKey:

@@ -2,15 +2,47 @@
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
+import re
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
+from urllib.parse import unquote, urlparse
 
 from shared.errors import InvalidField
 from shared.resource_ids import CaptureId, VirtualMachineId
 
 BLOB_CONTAINER = "network-watcher-logs"
 CAPTURE_SUFFIX = ".cap"
+
+
+_CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
+
+
+def container_of(storage_path: str | None, field: str = "properties.storageLocation.storagePath") -> str:
+    """The container a capture is stored in: the one `storagePath` names (az: "URI of an existing
+    storage container"; ARM's examples give a blob's URI in it), else Network Watcher's own. The
+    container is the URI's first path segment, or its second on a path-style URI (an IP or
+    localhost host, e.g. Azurite's http://127.0.0.1:10000/ACCOUNT/CONTAINER)."""
+    if not storage_path:
+        return BLOB_CONTAINER
+    url = urlparse(storage_path)
+    segments = [part for part in unquote(url.path).split("/") if part]
+    path_style = url.hostname is not None and (url.hostname == "localhost" or _is_ip(url.hostname))
+    name = segments[1 if path_style else 0] if len(segments) > (1 if path_style else 0) else ""
+    if url.scheme not in ("http", "https") or not url.netloc or not _CONTAINER.fullmatch(name):
+        raise InvalidField(field, storage_path, "must be the URI of a storage container, e.g. "
+                           "https://ACCOUNT.blob.core.windows.net/CONTAINER (3-63 lowercase letters, digits and "
+                           "single hyphens)")
+    return name
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def capture_file_name(created: datetime) -> str:

@@ -30,7 +30,7 @@ from shared.errors import InvalidField
 from shared.filter_values import AddressSet
 from shared.filters import parse_filters
 from shared.messages import (
-    CaptureRequest, FileClosed, Heartbeat, StatusEvent, StopRequest, TaskName, UploadRequest,
+    CaptureRequest, FileClosed, Heartbeat, RunProgress, StatusEvent, StopRequest, TaskName, UploadRequest,
 )
 from shared.probes import broker_state, serve_probes
 from shared.resource_ids import VirtualMachineId
@@ -89,6 +89,7 @@ class Agent:
         self.journal = Journal(config.capture_dir / ".agent" / self.queue / "journal")
         self.lock = threading.Lock()
         self.running: dict[str, tuple[StopSignal, threading.Thread]] = {}
+        self.sinks: dict[str, PcapFileSink | RingSink] = {}  # by run: what each running capture has written
         self.stopped_early: set[str] = set()
         self.closing = threading.Event()
         # A continuous capture's closed files are announced from here, never from its capture
@@ -109,32 +110,17 @@ class Agent:
 
     def report(self, event: StatusEvent) -> None:
         if event.status in (PcStatus.STOPPED, PcStatus.ERROR):
-            self._log_end(event)
+            metrics.record_end(event, log)
         self._publish_until_sent(TaskName.STATUS, event.model_dump(mode="json"), CONTROL_QUEUE)
-
-    @staticmethod
-    def _log_end(event: StatusEvent) -> None:
-        """One line and the metrics for each capture that ends, however it ends."""
-        reason = event.stop_reason or ",".join(error.value for error in event.errors)
-        summary = event.summary or CaptureSummary()
-        metrics.ENDED.labels(event.status.value, reason).inc()
-        metrics.PACKETS.inc(summary.packets or 0)
-        metrics.BYTES.inc(summary.bytes or 0)
-        metrics.DROPS.inc(summary.kernel_drops or 0)
-        where = {"capture_id": event.capture_id, "run_id": event.run_id}
-        figures = f"{summary.packets or 0} packets, {summary.bytes or 0} bytes, {summary.kernel_drops or 0} dropped"
-        if event.status is PcStatus.STOPPED:
-            log.info("capture %s stopped (%s): %s", event.capture_id, reason, figures, extra=where)
-        else:
-            log.error("capture %s failed (%s): %s; %s", event.capture_id, reason, event.error_message, figures,
-                      extra=where)
 
     def heartbeat(self) -> None:
         with self.lock:
             running = sorted(self.running)
+            progress = {run: RunProgress(packets=p, bytes=b) for run, (p, b) in
+                        ((run, sink.progress()) for run, sink in self.sinks.items())}
         beat = Heartbeat(vm_id=self.config.vm.arm_id, version=VERSION, hostname=socket.gethostname(),
                          interface=self.config.interface, reported_at=_now(), running=running,
-                         location=self.config.location)
+                         location=self.config.location, progress=progress)
         publish(self.app, TaskName.HEARTBEAT.value, beat.model_dump(mode="json"), CONTROL_QUEUE)
 
     def _heartbeat_loop(self) -> None:
@@ -231,6 +217,7 @@ class Agent:
             self.journal.finish(key)
             with self.lock:
                 self.running.pop(key, None)
+                self.sinks.pop(key, None)
 
     def _capture(self, request: CaptureRequest, signal: StopSignal) -> None:
         params = request.parameters
@@ -264,6 +251,8 @@ class Agent:
                      extra={"capture_id": request.capture_id, "run_id": request.run_id})
             self.report(_event(request, PcStatus.RUNNING, capture_start_time=started))
 
+        with self.lock:
+            self.sinks[request.run_id] = sink
         outcome = run_session(source, sink, limits, signal, on_running)
         summary = ring_summary(outcome, sink) if isinstance(sink, RingSink) else file_summary(outcome)
         summary.look_back = look_back

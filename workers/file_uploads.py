@@ -13,7 +13,7 @@ from shared.messages import FileClosed, UploadRequest
 from shared.registry import CaptureRecord
 from shared.resource_ids import VirtualMachineId
 from shared.storage_accounts import SAS_MARGIN, StorageAccounts
-from shared.storage_layout import blob_path
+from shared.storage_layout import blob_path, container_of
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,8 @@ class FileUploads:
         retry = timedelta(seconds=account.retry_seconds) if account.retry_seconds else self.retry
         blob = ring_file_name(blob_path(VirtualMachineId.parse(record.parameters.target), record.created_at),
                               event.index)
-        target = account.upload_target(blob, datetime.now(timezone.utc) + retry + SAS_MARGIN, retry.total_seconds())
+        target = account.upload_target(blob, datetime.now(timezone.utc) + retry + SAS_MARGIN, retry.total_seconds(),
+                                       container_of(location.storage_path))
         return UploadRequest(capture_id=event.capture_id, run_id=event.run_id, upload=target,
                              local_path=event.local_path, keep_local=bool(location.local_path), sha256=event.sha256,
                              file_index=event.index)

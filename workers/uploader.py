@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from azure.core.exceptions import (
     AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError,
@@ -27,7 +28,6 @@ from azure.storage.blob import BlobClient
 
 from shared.messages import UploadRequest
 from shared.retry import backoff
-from shared.storage_layout import BLOB_CONTAINER
 
 log = logging.getLogger("packetwatch.upload")
 BLOCK_BYTES = 4 * 1024 * 1024
@@ -85,7 +85,7 @@ def describe(error: BaseException) -> str:
 
 def upload_capture(request: UploadRequest, sleep: Callable[[float], None] = time.sleep) -> str:
     """Store the capture file; returns the blob's URL (without its SAS) or raises UploadFailed."""
-    name = request.upload.url.split("?", 1)[0].split(f"/{BLOB_CONTAINER}/", 1)[-1]
+    name = unquote(urlparse(request.upload.url).path).lstrip("/")
     retrying = backoff(first=FIRST_DELAY, maximum=MAX_DELAY, within=request.upload.retry_seconds,
                        transient=is_transient, log=log, what=f"upload of {name}", sleep=sleep)
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from azure.storage.blob import BlobServiceClient
 
 from lab.traffic import inbound, send
 from lab.vms import LabVm, create_vms, remove_vms
@@ -80,6 +81,14 @@ def test_the_how_to_runs_unchanged_but_for_names(lab, howto_vm, tmp_path):
         assert time.monotonic() < deadline
     send(howto_vm, [inbound(howto_vm, "UDP", 41000, 7600, payload=32), inbound(howto_vm, "UDP", 41000, 7601)],
          repeat=5)
+    deadline = time.monotonic() + 30
+    while True:  # while it runs, the packets its agent's heartbeat reported
+        live = ok(az(lab, "network", "watcher", "packet-capture", "show-status", "-l", REGION, "-n", "myVM_2"))
+        if live["packetWatchSummary"]["packets"] == 5 if live.get("packetWatchSummary") else False:
+            break
+        assert time.monotonic() < deadline, live
+        time.sleep(0.5)
+    assert live["packetCaptureStatus"] == "Running" and live["packetWatchSummary"]["bytes"] >= 24 + 5 * (16 + 74)
     listed = ok(az(lab, "network", "watcher", "packet-capture", "list", "--location", REGION))
     assert sorted(c["name"] for c in listed) == ["myVM_1", "myVM_2"]
     table = az(lab, "network", "watcher", "packet-capture", "list", "-l", REGION, "-o", "table")
@@ -116,6 +125,30 @@ def test_the_how_to_runs_unchanged_but_for_names(lab, howto_vm, tmp_path):
                  "--interval", "1")) is None
     gone = az(lab, "network", "watcher", "packet-capture", "show", "--location", REGION, "--name", "myVM_1")
     assert gone.returncode == 3 and gone.stderr.startswith("ERROR: (NotFound)"), gone.stderr
+
+
+def test_storage_path_names_the_container_the_capture_is_stored_in(lab, howto_vm):
+    container = lab.azurite.account_url.rstrip("/") + "/howto-caps"
+    made = ok(az(lab, "network", "watcher", "packet-capture", "create", "-g", GROUP, "--vm", howto_vm.vm.name,
+                 "-n", "myVM_3", "--storage-account", "devstoreaccount1", "--storage-path", container,
+                 "--time-limit", "60"))
+    assert made["storageLocation"]["storagePath"] == container
+    deadline = time.monotonic() + 30
+    while ok(az(lab, "network", "watcher", "packet-capture", "show-status", "-l", REGION,
+                "-n", "myVM_3"))["packetCaptureStatus"] != "Running":
+        assert time.monotonic() < deadline
+    assert az(lab, "network", "watcher", "packet-capture", "stop", "-l", REGION, "-n", "myVM_3").returncode == 0
+    assert ok(az(lab, "network", "watcher", "packet-capture", "wait", "-l", REGION, "-n", "myVM_3", "--custom",
+                 "contains(storageLocation.storagePath, '/howto-caps/subscriptions/')", "--interval", "1",
+                 "--timeout", "60")) is None
+    stored = ok(az(lab, "network", "watcher", "packet-capture", "show", "-l", REGION, "-n", "myVM_3"))
+    blob = stored["storageLocation"]["storagePath"].split("/howto-caps/", 1)[1]
+    service = BlobServiceClient.from_connection_string(lab.azurite.connection_string)
+    assert service.get_blob_client("howto-caps", blob).download_blob().readall()[:4] == bytes.fromhex("d4c3b2a1")
+    wrong = az(lab, "network", "watcher", "packet-capture", "create", "-g", GROUP, "--vm", howto_vm.vm.name,
+               "-n", "myVM_4", "--storage-account", "devstoreaccount1", "--storage-path", "https://x/Not_A_Container")
+    assert wrong.returncode == 1 and "storageLocation.storagePath" in wrong.stderr
+    assert az(lab, "network", "watcher", "packet-capture", "delete", "-l", REGION, "-n", "myVM_3").returncode == 0
 
 
 def test_errors_and_exit_codes_are_azs(lab, howto_vm):

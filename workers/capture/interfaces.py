@@ -48,6 +48,9 @@ class PacketSink(Protocol):
     def drain(self, source: PacketSource) -> int:
         """Take every packet `source` has ready (until full); returns how many."""
 
+    def progress(self) -> tuple[int, int]:
+        """(packets, bytes) written so far; safe to read from another thread (a heartbeat)."""
+
     def take_records(self, records: bytes) -> bytes:
         """Write whole pcap records (host order) that came from elsewhere (the look-back
         ring), as far as the budget allows; returns what did not fit."""

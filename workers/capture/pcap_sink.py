@@ -154,6 +154,10 @@ class PcapFileSink:
         self._whole = (cut, self.packets)
         self.full = True
 
+    def progress(self) -> tuple[int, int]:
+        written, packets = self._whole
+        return packets, written
+
     def take_records(self, records: bytes) -> bytes:
         """Write the whole records of `records` that fit (as a previous file spilled them);
         returns the rest, and is full if there is a rest."""

@@ -78,6 +78,11 @@ class RingSink:
             self._rotate()
         return moved
 
+    def progress(self) -> tuple[int, int]:
+        packets, written = self.current.progress() if self._open_now else (0, 0)
+        closed = list(self.closed)
+        return packets + sum(f.packets for f in closed), written + sum(f.bytes for f in closed)
+
     def take_records(self, records: bytes) -> bytes:
         rest = self.current.take_records(records)
         if rest:
