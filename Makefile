@@ -10,13 +10,15 @@ AZURITE_VERSION := 3.37.0
 AZURITE := .tools/node_modules/.bin/azurite-blob
 PLAYWRIGHT_VERSION := 1.64.1
 PLAYWRIGHT := .tools/node_modules/playwright-core/package.json
+AXE_VERSION := 4.14.1
+AXE := .tools/node_modules/axe-core/axe.min.js
 # The API docs pages' assets, served from the package (functions/console/vendor), never a CDN (ReDoc 2: the
 # version FastAPI's docs page is written for).
 SWAGGER_UI_VERSION := 5.35.0
 REDOC_VERSION := 2.5.4
 WEB_ASSETS := functions/console/vendor/.v-$(SWAGGER_UI_VERSION)-$(REDOC_VERSION)
 
-setup: system-packages broker $(WEB_ASSETS) $(VENV)/.installed $(AZURITE) $(PLAYWRIGHT)
+setup: system-packages broker $(WEB_ASSETS) $(VENV)/.installed $(AZURITE) $(PLAYWRIGHT) $(AXE)
 
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -39,6 +41,9 @@ $(AZURITE):
 
 $(PLAYWRIGHT):
 	npm install --no-audit --no-fund --loglevel=error --prefix .tools playwright-core@$(PLAYWRIGHT_VERSION)
+
+$(AXE):
+	npm install --no-audit --no-fund --loglevel=error --prefix .tools axe-core@$(AXE_VERSION)
 
 $(WEB_ASSETS):
 	rm -rf functions/console/vendor .tools/web && mkdir -p functions/console/vendor .tools/web

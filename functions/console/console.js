@@ -2,11 +2,26 @@
 "use strict";
 const API_VERSION = "2026-01-01";
 const $ = (id) => document.getElementById(id);
-const state = { token: "", subscription: "", resourceGroup: "", watcher: "", timer: null, agents: [] };
+const state = { token: "", subscription: "", resourceGroup: "", watcher: "", timer: null, agents: [], rows: [],
+                sort: { key: "started", ascending: false }, details: null, seen: null };
+const CONNECTION = ["token", "subscription", "resourceGroup", "watcher"];
+const EVERY_WATCHER = "*";
 
-function watcherPath() {
-  return `/subscriptions/${encodeURIComponent(state.subscription)}/resourceGroups/${encodeURIComponent(state.resourceGroup)}` +
-    `/providers/Microsoft.Network/networkWatchers/${encodeURIComponent(state.watcher)}`;
+function watcherPath(group = state.resourceGroup, watcher = state.watcher) {
+  return `/subscriptions/${encodeURIComponent(state.subscription)}/resourceGroups/${encodeURIComponent(group)}` +
+    `/providers/Microsoft.Network/networkWatchers/${encodeURIComponent(watcher)}`;
+}
+
+async function watchers() {
+  return (await call("GET", `/subscriptions/${encodeURIComponent(state.subscription)}/providers/Microsoft.Network/networkWatchers`)).value;
+}
+
+// Where a new capture goes: the chosen watcher, or with every watcher shown, the target's regional one.
+function createPath() {
+  if (state.watcher !== EVERY_WATCHER) return watcherPath();
+  const agent = state.agents.find((a) => a.vm === $("target").value || scaleSetOf(a.vm) === $("target").value);
+  if (!agent || !agent.location) throw new Error("choose a network watcher to create in: this target's agent reports no region");
+  return watcherPath("NetworkWatcherRG", `NetworkWatcher_${agent.location}`);
 }
 
 async function call(method, path, body) {
@@ -70,40 +85,127 @@ async function download(capture) {
   say(`Downloading ${capture.name}`);
 }
 
+async function listCaptures() {
+  if (state.watcher !== EVERY_WATCHER) return (await call("GET", `${watcherPath()}/packetCaptures`)).value;
+  const lists = await Promise.all((await watchers()).map((w) => call("GET", `${w.id}/packetCaptures`)));
+  return lists.flatMap((list) => list.value);
+}
+
 async function refresh() {
   if (!state.token) return;
   try {
-    const list = await call("GET", `${watcherPath()}/packetCaptures`);
-    const rows = await Promise.all(list.value.map(async (capture) =>
+    const captures = await listCaptures();
+    state.rows = await Promise.all(captures.map(async (capture) =>
       [capture, await call("POST", `${capture.id}/queryStatus`)]));
-    const body = $("captures").tBodies[0];
-    body.replaceChildren();
-    for (const [capture, status] of rows) {
-      const row = body.insertRow();
-      row.dataset.name = capture.name;
-      cell(row, capture.name);
-      cell(row, capture.properties.target.split("/").pop());
-      cell(row, status.packetCaptureStatus, `status status-${status.packetCaptureStatus}`);
-      cell(row, status.captureStartTime);
-      cell(row, status.stopReason || (status.packetCaptureError || []).join(", "));
-      cell(row, status.packetWatchSummary ? status.packetWatchSummary.packets : "");
-      cell(row, capture.properties.storageLocation.storagePath ? "yes" : "", "stored");
-      const actions = row.insertCell();
-      if (["NotStarted", "Running"].includes(status.packetCaptureStatus)) {
-        button(actions, "Stop", () => call("POST", `${capture.id}/stop`));
-      } else {
-        button(actions, "Download", () => download(capture));
-      }
-      button(actions, "Delete", async () => {
-        if (confirm(`Delete packet capture ${capture.name}? Its files are kept.`)) {
-          await call("DELETE", capture.id);
-          say(`Deleted ${capture.name}`);
-        }
-      });
-    }
+    notifyChanges();
+    render();
+    if (state.details) await openDetails(state.details, false);
   } catch (error) {
     say(error.message, true);
   }
+}
+
+const SORT_KEYS = {
+  name: ([capture]) => capture.name.toLowerCase(), target: ([capture]) => capture.properties.target.toLowerCase(),
+  status: ([, status]) => status.packetCaptureStatus, started: ([, status]) => status.captureStartTime || "",
+};
+
+function render() {
+  const query = $("search").value.trim().toLowerCase();
+  const key = SORT_KEYS[state.sort.key];
+  const rows = state.rows.filter(([capture, status]) => !query ||
+    [capture.name, capture.properties.target, status.packetCaptureStatus].join(" ").toLowerCase().includes(query))
+    .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0) * (state.sort.ascending ? 1 : -1));
+  const body = $("captures").tBodies[0];
+  body.replaceChildren();
+  if (!rows.length) {
+    const empty = body.insertRow();
+    empty.className = "empty";
+    const td = cell(empty, state.rows.length ? "No capture matches the search." :
+      "No packet captures here yet. Add one with the form: pick a VM, a name and where the file goes.");
+    td.colSpan = 8;
+  }
+  for (const [capture, status] of rows) {
+    const row = body.insertRow();
+    row.dataset.name = capture.name;
+    const name = row.insertCell();
+    const open = document.createElement("button");
+    open.className = "link";
+    open.textContent = capture.name;
+    open.title = "Show the details";
+    open.addEventListener("click", () => openDetails(capture.id, true));
+    name.appendChild(open);
+    cell(row, capture.properties.target.split("/").pop());
+    cell(row, status.packetCaptureStatus, `status status-${status.packetCaptureStatus}`);
+    cell(row, localTime(status.captureStartTime));
+    cell(row, status.stopReason || (status.packetCaptureError || []).join(", "));
+    cell(row, status.packetWatchSummary ? status.packetWatchSummary.packets : "");
+    cell(row, capture.properties.storageLocation.storagePath ? "yes" : "", "stored");
+    const actions = row.insertCell();
+    if (["NotStarted", "Running"].includes(status.packetCaptureStatus)) {
+      button(actions, "Stop", () => call("POST", `${capture.id}/stop`));
+    } else {
+      button(actions, "Download", () => download(capture));
+    }
+    button(actions, "Delete", async () => {
+      if (confirm(`Delete packet capture ${capture.name}? Its files are kept.`)) {
+        await call("DELETE", capture.id);
+        if (state.details === capture.id) closeDetails();
+        say(`Deleted ${capture.name}`);
+      }
+    });
+  }
+}
+
+// Notifications for what happened since the last refresh: started, stopped, failed, uploaded.
+function notifyChanges() {
+  const now = new Map(state.rows.map(([capture, status]) =>
+    [capture.id, { status: status.packetCaptureStatus, stored: Boolean(capture.properties.storageLocation.storagePath),
+                   name: capture.name, reason: status.stopReason || status.packetWatchErrorMessage || "" }]));
+  if (state.seen) {
+    for (const [id, current] of now) {
+      const before = state.seen.get(id);
+      if (before && before.status !== current.status) {
+        const what = { Running: "started", Stopped: "stopped", Error: "failed" }[current.status];
+        if (what) notify(`${current.name} ${what}${current.reason ? `: ${current.reason}` : ""}`, current.status === "Error");
+      }
+      if (before && !before.stored && current.stored) notify(`${current.name} uploaded to storage`);
+    }
+  }
+  state.seen = now;
+}
+
+function notify(text, isError = false) {
+  const item = document.createElement("li");
+  item.textContent = `${new Date().toLocaleTimeString()} ${text}`;
+  if (isError) item.className = "error";
+  $("notifications").prepend(item);
+  while ($("notifications").children.length > 20) $("notifications").lastChild.remove();
+}
+
+async function openDetails(id, announce) {
+  const found = state.rows.find(([capture]) => capture.id === id);
+  if (!found) { closeDetails(); return; }
+  const [capture, status] = found;
+  state.details = id;
+  const location = capture.properties.storageLocation;
+  let where = location.filePath ? `on the VM ${capture.properties.target.split("/").pop()} at ${location.filePath}` :
+    "in the agent's spool until it is uploaded";
+  if (!["NotStarted", "Running"].includes(status.packetCaptureStatus)) {
+    try {
+      const answer = await call("GET", `${capture.id}/downloadUrl`);
+      if (answer.blob) where = `in storage: ${answer.blob}` + (location.filePath ? `, and ${where}` : "");
+      else if (answer.instances) where = answer.instances.map((i) => `instance ${i.instanceId}: ${i.blob || i.message}`).join("; ");
+      else if (answer.message) where = `${answer.message} (VM ${answer.target.split("/").pop()})`;
+    } catch (error) { where = error.message; }
+  }
+  renderDetails(capture, status, where);
+  if (announce) $("details").scrollIntoView({ block: "nearest" });
+}
+
+function closeDetails() {
+  state.details = null;
+  $("details").hidden = true;
 }
 
 const SCALE_SET_PART = /\/virtualMachines\/[^/]+$/i;
@@ -160,14 +262,22 @@ function fillInstances() {
 $("targetType").addEventListener("change", fillTargets);
 $("target").addEventListener("change", fillInstances);
 
+const FILTER_FIELDS = [
+  ["localIPAddress", "Local IP address", "10.0.0.4, 10.0.0.0/24"], ["localPort", "Local port", "80, 1000-2000"],
+  ["remoteIPAddress", "Remote IP address", "20.0.0.1-20.0.0.9"], ["remotePort", "Remote port", "443;8443"],
+];
+
 function addFilterRow() {
   const row = $("filters").tBodies[0].insertRow();
   const protocol = document.createElement("select");
+  protocol.setAttribute("aria-label", "Protocol");
   for (const value of ["Any", "TCP", "UDP"]) protocol.add(new Option(value, value));
   row.insertCell().appendChild(protocol);
-  for (const field of ["localIPAddress", "localPort", "remoteIPAddress", "remotePort"]) {
+  for (const [field, label, example] of FILTER_FIELDS) {
     const input = document.createElement("input");
     input.dataset.field = field;
+    input.placeholder = example;
+    input.setAttribute("aria-label", label);
     row.insertCell().appendChild(input);
   }
   const remove = document.createElement("button");
@@ -185,17 +295,41 @@ function filters() {
   });
 }
 
-$("scope").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  for (const key of ["token", "subscription", "resourceGroup", "watcher"]) state[key] = $(key).value.trim();
+async function connect() {
+  for (const key of CONNECTION) state[key] = $(key).value.trim();
+  for (const key of CONNECTION) sessionStorage.setItem(`packetwatch.${key}`, state[key]);  // this tab only
   try {
     await loadAgents();
+    await fillWatchers();
     say("Connected");
     clearInterval(state.timer);
     state.timer = setInterval(refresh, 1000);
     refresh();
   } catch (error) { say(error.message, true); }
-});
+}
+
+async function fillWatchers() {
+  const found = await watchers();
+  $("watchers").replaceChildren(new Option("every watcher", EVERY_WATCHER),
+                                ...found.map((w) => new Option(`${w.location}`, w.name)));
+  $("groups").replaceChildren(...[...new Set(found.map((w) => w.id.split("/")[4]))].map((g) => new Option(g, g)));
+}
+
+$("scope").addEventListener("submit", (event) => { event.preventDefault(); connect(); });
+$("search").addEventListener("input", render);
+$("closeDetails").addEventListener("click", closeDetails);
+for (const header of document.querySelectorAll("button.sort")) {
+  header.addEventListener("click", () => {
+    const key = header.dataset.key;
+    state.sort = { key, ascending: state.sort.key === key ? !state.sort.ascending : true };
+    render();
+  });
+}
+// Signed in once: the connection is remembered for this browser tab's session.
+if (sessionStorage.getItem("packetwatch.token")) {
+  for (const key of CONNECTION) $(key).value = sessionStorage.getItem(`packetwatch.${key}`) || "";
+  connect();
+}
 
 $("addFilter").addEventListener("click", addFilterRow);
 
@@ -225,7 +359,7 @@ $("create").addEventListener("submit", async (event) => {
     if ($("localPath").value.trim()) storageLocation.localPath = $("localPath").value.trim();
   }
   try {
-    await call("PUT", `${watcherPath()}/packetCaptures/${encodeURIComponent($("name").value.trim())}`, { properties });
+    await call("PUT", `${createPath()}/packetCaptures/${encodeURIComponent($("name").value.trim())}`, { properties });
     say(`Started ${$("name").value.trim()}`);
     refresh();
   } catch (error) { say(error.message, true); }

@@ -5,6 +5,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,40 @@ def test_the_console_creates_stops_downloads_and_deletes_a_capture(lab, tmp_path
     assert lab.client.wait_for(ring, "Stopped")["stopReason"] == "ManuallyStopped"
     assert (lab.stack.capture_dir(vm) / "e2e" / f"{name}-ring_00001.cap").exists()
     lab.client.delete(ring)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None or not PLAYWRIGHT_CORE.exists(),
+                    reason="make setup installs chromium and playwright-core")
+def test_the_console_remembers_the_connection_searches_and_shows_a_captures_details_accessibly(lab):
+    vm = lab.vm1
+    name = f"details-{secrets.token_hex(3)}"
+    capture = CaptureId(vm.vm.subscription, vm.vm.resource_group, "console-details", name)
+    created = lab.client.create(capture, {"target": vm.vm.arm_id, "timeLimitInSeconds": 120,
+                                          "storageLocation": {"filePath": f"/var/captures/e2e/{name}.cap"},
+                                          "filters": [{"protocol": "UDP", "localPort": "7710"}]})
+    assert created.status_code == 201, created.text
+    lab.client.wait_for(capture, "Running")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    env = {**os.environ, "PLAYWRIGHT_CORE": str(PLAYWRIGHT_CORE), "SCREENSHOTS": str(SCREENSHOTS),
+           "CONSOLE_URL": lab.stack.api_url + "/", "TOKEN": lab.stack.token, "SUBSCRIPTION": vm.vm.subscription,
+           "RESOURCE_GROUP": vm.vm.resource_group, "WATCHER": "console-details", "CAPTURE_NAME": name,
+           "AXE": str(ROOT / ".tools" / "node_modules" / "axe-core" / "axe.min.js")}
+    flow = subprocess.Popen(["node", str(ROOT / "tests" / "e2e" / "console_details.cjs")], env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        live = flow.stdout.readline()
+        assert live.startswith("LIVE Running"), (live, flow.stderr.read() if not live else "")
+        send(vm, [inbound(vm, "UDP", 7711, 7710, payload=40)], repeat=4)
+        time.sleep(0.5)
+        lab.client.stop(capture)
+        lab.client.wait_for(capture, "Stopped")
+        flow.stdin.write("stopped\n")
+        flow.stdin.flush()
+        out, err = flow.communicate(timeout=120)
+    finally:
+        if flow.poll() is None:
+            flow.kill()
+    assert flow.returncode == 0 and "DONE" in out, err
+    assert "STOPPED Stopped (ManuallyStopped): 4 packets" in out
+    assert f"at /var/captures/e2e/{name}.cap" in out
+    assert "AXE desktop" in out and "AXE phone" in out, "axe-core ran at both widths (no serious violation)"

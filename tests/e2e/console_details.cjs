@@ -1,0 +1,72 @@
+// The console as one uses it day to day: connect once (a reload keeps the connection for
+// the tab), find a capture by searching, open its details (live status while it runs; the
+// protocols and where the file is once it stopped; a notification that it stopped), and the
+// page at a phone's width with no sideways scrolling. Settings from the environment (see test_console.py).
+const { chromium } = require(process.env.PLAYWRIGHT_CORE);
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+
+// axe-core in the page: no serious or critical accessibility violation.
+async function audit(page, where) {
+  await page.addScriptTag({ path: env("AXE") });
+  const result = await page.evaluate(() => axe.run(document, { resultTypes: ["violations"] }));
+  const serious = result.violations.filter((v) => ["serious", "critical"].includes(v.impact));
+  console.log(`AXE ${where} ${result.violations.length} violations, ${serious.length} serious: ` +
+              serious.map((v) => `${v.id} (${v.nodes.length})`).join(", "));
+  if (serious.length) throw new Error(`axe-core at ${where}: ${JSON.stringify(serious.map((v) => [v.id, v.help, v.nodes.map((n) => n.target)]))}`);
+}
+
+(async () => {
+  const shots = env("SCREENSHOTS");
+  const name = env("CAPTURE_NAME");
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+  });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  page.setDefaultTimeout(30000);
+  const status = () => page.locator(`tr[data-name="${name}"] td.status`);
+  try {
+    await page.goto(env("CONSOLE_URL"));
+    await page.fill("#token", env("TOKEN"));
+    await page.fill("#subscription", env("SUBSCRIPTION"));
+    await page.fill("#resourceGroup", env("RESOURCE_GROUP"));
+    await page.fill("#watcher", env("WATCHER"));
+    await page.click("#scope button[type=submit]");
+    await page.waitForFunction((n) => document.querySelector(`tr[data-name="${n}"] td.status`)?.textContent === "Running", name);
+    await page.reload();  // signed in once: the tab remembers the connection
+    await page.waitForFunction((n) => document.querySelector(`tr[data-name="${n}"] td.status`)?.textContent === "Running", name);
+    if ((await page.inputValue("#watcher")) !== env("WATCHER")) throw new Error("connection not restored");
+    await page.fill("#search", "no-such-capture");
+    await page.waitForSelector("tr.empty");
+    await page.fill("#search", name.slice(0, 8));
+    await page.locator(`tr[data-name="${name}"] button.link`).click();
+    await page.waitForFunction(() => document.getElementById("detailsStatus").textContent.includes("live"));
+    console.log("LIVE " + (await page.textContent("#detailsStatus")));
+    await page.screenshot({ path: `${shots}/details-1-running.png`, fullPage: true });
+    await new Promise((resolve) => process.stdin.once("data", resolve));   // the test stops it, then a line
+    await page.waitForFunction(() => document.getElementById("detailsProtocols").textContent.includes("UDP"));
+    console.log("STOPPED " + (await page.textContent("#detailsStatus")));
+    await page.waitForFunction((n) => document.getElementById("notifications").textContent.includes(`${n} stopped`), name);
+    console.log("FILE " + (await page.textContent("#detailsFile")));
+    await page.screenshot({ path: `${shots}/details-2-stopped.png`, fullPage: true });
+    await audit(page, "desktop");
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForTimeout(300);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    await page.screenshot({ path: `${shots}/details-3-phone.png`, fullPage: true });
+    if (overflow > 0) throw new Error(`the page is ${overflow} px wider than a phone`);
+    await audit(page, "phone");
+    console.log("DONE");
+  } catch (error) {
+    await page.screenshot({ path: `${shots}/details-failure.png`, fullPage: true });
+    console.error(error.stack || String(error));
+    process.exitCode = 1;
+  } finally {
+    await browser.close();
+  }
+})();
