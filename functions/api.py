@@ -16,6 +16,7 @@ from functions.alert_service import AlertService
 from functions.arm_errors import install_error_handlers
 from functions.arm_routes import build_router
 from functions.docs_routes import add_docs
+from functions.storage_routes import build_storage_router
 from functions.watcher_routes import build_watcher_router
 from functions.capture_service import CaptureService
 from functions.dispatch import Dispatcher
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_alert_router(AlertService(alert_config, service)))
     app.include_router(build_agent_router(registry, access, settings.heartbeat_seconds))
     app.include_router(build_download_router(registry, accounts, access))
+    app.include_router(build_storage_router(accounts, access))
 
     app.include_router(build_health_router(registry, settings.broker_url))
     app.include_router(build_metrics_router(RegistryCollector(registry, settings.broker_url,

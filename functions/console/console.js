@@ -259,13 +259,30 @@ function fillInstances() {
   }
 }
 
-$("targetType").addEventListener("change", fillTargets);
-$("target").addEventListener("change", fillInstances);
+$("targetType").addEventListener("change", () => { fillTargets(); defaultName(); });
+$("target").addEventListener("change", () => { fillInstances(); defaultName(); });
+$("name").addEventListener("input", () => { $("name").dataset.typed = "yes"; });
 
 const FILTER_FIELDS = [
   ["localIPAddress", "Local IP address", "10.0.0.4, 10.0.0.0/24"], ["localPort", "Local port", "80, 1000-2000"],
   ["remoteIPAddress", "Remote IP address", "20.0.0.1-20.0.0.9"], ["remotePort", "Remote port", "443;8443"],
 ];
+
+// Inline validation of a filter value as the user types it (the API checks it again, exactly).
+const PORT_LIST = /^\s*\d{1,5}(\s*-\s*\d{1,5})?(\s*[;,]\s*\d{1,5}(\s*-\s*\d{1,5})?)*\s*[;,]?\s*$/;
+const IPV4 = "(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}";
+const ADDRESS = `(${IPV4}(/(3[0-2]|[12]?\\d))?(\\s*-\\s*${IPV4})?|[0-9a-fA-F:]*:[0-9a-fA-F:.]*(/\\d{1,3})?)`;
+const ADDRESS_LIST = new RegExp(`^\\s*${ADDRESS}(\\s*[;,]\\s*${ADDRESS})*\\s*[;,]?\\s*$`);
+
+function checkFilterValue(input) {
+  const value = input.value.trim();
+  const isPort = input.dataset.field.endsWith("Port");
+  const ok = !value || (isPort ? PORT_LIST.test(value) && value.match(/\d+/g).every((p) => Number(p) <= 65535)
+                               : ADDRESS_LIST.test(value));
+  input.setAttribute("aria-invalid", ok ? "false" : "true");
+  input.title = ok ? "" : (isPort ? "ports 0-65535: 80, 1000-2000, 80;443" :
+                                    "addresses: 10.0.0.4, 10.0.0.0/24, 10.0.0.1-10.0.0.9, separated by ; or ,");
+}
 
 function addFilterRow() {
   const row = $("filters").tBodies[0].insertRow();
@@ -278,6 +295,7 @@ function addFilterRow() {
     input.dataset.field = field;
     input.placeholder = example;
     input.setAttribute("aria-label", label);
+    input.addEventListener("input", () => checkFilterValue(input));
     row.insertCell().appendChild(input);
   }
   const remove = document.createElement("button");
@@ -301,11 +319,28 @@ async function connect() {
   try {
     await loadAgents();
     await fillWatchers();
+    await fillStorageAccounts();
+    defaultName();
     say("Connected");
     clearInterval(state.timer);
     state.timer = setInterval(refresh, 1000);
     refresh();
   } catch (error) { say(error.message, true); }
+}
+
+async function fillStorageAccounts() {
+  const accounts = (await call("GET", "/packetwatch/storageAccounts")).value;
+  $("storageAccounts").replaceChildren(...accounts.map((a) => new Option(a.id ? a.name : "", a.id || a.name)));
+}
+
+// The portal's default name: the target's name and the time, changed with the target until typed over.
+function defaultName() {
+  if ($("name").dataset.typed) return;
+  const target = ($("target").value || "capture").split("/").pop();
+  const now = new Date();
+  const stamp = [now.getFullYear(), now.getMonth() + 1, now.getDate(), now.getHours(), now.getMinutes(),
+                 now.getSeconds()].map((n) => String(n).padStart(2, "0")).join("");
+  $("name").value = `${target}_${stamp}`.slice(0, 80);
 }
 
 async function fillWatchers() {
@@ -336,7 +371,11 @@ $("addFilter").addEventListener("click", addFilterRow);
 $("create").addEventListener("submit", async (event) => {
   event.preventDefault();
   const storageLocation = {};
-  if ($("storageId").value.trim()) storageLocation.storageId = $("storageId").value.trim();
+  const account = $("storageId").value.trim();
+  if (account) {  // a name is looked up in the resource group, as az does
+    storageLocation.storageId = account.startsWith("/") ? account : `/subscriptions/${state.subscription}/resourceGroups/` +
+      `${state.resourceGroup}/providers/Microsoft.Storage/storageAccounts/${account}`;
+  }
   if ($("filePath").value.trim()) storageLocation.filePath = $("filePath").value.trim();
   const properties = { target: $("target").value, storageLocation, filters: filters() };
   if ($("targetType").value === "AzureVMSS") {
@@ -361,6 +400,8 @@ $("create").addEventListener("submit", async (event) => {
   try {
     await call("PUT", `${createPath()}/packetCaptures/${encodeURIComponent($("name").value.trim())}`, { properties });
     say(`Started ${$("name").value.trim()}`);
+    delete $("name").dataset.typed;
+    defaultName();
     refresh();
   } catch (error) { say(error.message, true); }
 });

@@ -1,14 +1,9 @@
 // The console as one uses it day to day: connect once (a reload keeps the connection for
 // the tab), find a capture by searching, open its details (live status while it runs; the
 // protocols and where the file is once it stopped; a notification that it stopped), and the
-// page at a phone's width with no sideways scrolling. Settings from the environment (see test_console.py).
-const { chromium } = require(process.env.PLAYWRIGHT_CORE);
-
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
+// page at a phone's width with no sideways scrolling, each checked with axe-core. Settings
+// from the environment (see test_console.py).
+const { env, launch, connect } = require("./console_lib.cjs");
 
 // axe-core in the page: no serious or critical accessibility violation.
 async function audit(page, where) {
@@ -23,24 +18,26 @@ async function audit(page, where) {
 (async () => {
   const shots = env("SCREENSHOTS");
   const name = env("CAPTURE_NAME");
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-  });
+  const browser = await launch();
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   page.setDefaultTimeout(30000);
   const status = () => page.locator(`tr[data-name="${name}"] td.status`);
   try {
-    await page.goto(env("CONSOLE_URL"));
-    await page.fill("#token", env("TOKEN"));
-    await page.fill("#subscription", env("SUBSCRIPTION"));
-    await page.fill("#resourceGroup", env("RESOURCE_GROUP"));
-    await page.fill("#watcher", env("WATCHER"));
-    await page.click("#scope button[type=submit]");
+    await connect(page);
     await page.waitForFunction((n) => document.querySelector(`tr[data-name="${n}"] td.status`)?.textContent === "Running", name);
     await page.reload();  // signed in once: the tab remembers the connection
     await page.waitForFunction((n) => document.querySelector(`tr[data-name="${n}"] td.status`)?.textContent === "Running", name);
     if ((await page.inputValue("#watcher")) !== env("WATCHER")) throw new Error("connection not restored");
+    // the create form: configured storage accounts offered, a default name, filter values checked as typed
+    const accounts = await page.$$eval("#storageAccounts option", (options) => options.map((o) => o.value));
+    if (!accounts.includes("devstoreaccount1")) throw new Error(`storage accounts offered: ${accounts}`);
+    if (!/_\d{14}$/.test(await page.inputValue("#name"))) throw new Error("no default capture name");
+    await page.click("#addFilter");
+    const port = page.locator('#filters tbody tr input[data-field="localPort"]');
+    await port.fill("80:90");
+    if ((await port.getAttribute("aria-invalid")) !== "true") throw new Error("80:90 not flagged");
+    await port.fill("80-90");
+    if ((await port.getAttribute("aria-invalid")) !== "false") throw new Error("80-90 flagged");
     await page.fill("#search", "no-such-capture");
     await page.waitForSelector("tr.empty");
     await page.fill("#search", name.slice(0, 8));

@@ -1,33 +1,18 @@
 // Drives the web console in headless Chromium: connect, create a capture with a filter,
 // see it Running, stop it, download its file, delete it with the confirmation. Saves a
 // screenshot at each step. Settings come from the environment (see test_console.py).
-const { chromium } = require(process.env.PLAYWRIGHT_CORE);
-
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
+const { env, launch, connect } = require("./console_lib.cjs");
 
 (async () => {
   const shots = env("SCREENSHOTS");
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   const page = await browser.newPage({ acceptDownloads: true, viewport: { width: 1400, height: 900 } });
   page.setDefaultTimeout(30000);
   const name = env("CAPTURE_NAME");
   const row = () => page.locator(`#captures tbody tr[data-name="${name}"]`);
   const status = () => row().locator("td.status");
   try {
-    await page.goto(env("CONSOLE_URL"));
-    await page.fill("#token", env("TOKEN"));
-    await page.fill("#subscription", env("SUBSCRIPTION"));
-    await page.fill("#resourceGroup", env("RESOURCE_GROUP"));
-    await page.fill("#watcher", env("WATCHER"));
-    await page.click("#scope button[type=submit]");
+    await connect(page);
     await page.waitForSelector(`#target option[value="${env("TARGET")}"]`, { state: "attached" });
     await page.screenshot({ path: `${shots}/1-connected.png`, fullPage: true });
 

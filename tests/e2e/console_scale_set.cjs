@@ -2,31 +2,16 @@
 // "Virtual machine scale set", the scale set, one instance unchecked in the instance
 // picker; waits for it Running and saves screenshots. Settings from the environment (see
 // test_scale_sets.py).
-const { chromium } = require(process.env.PLAYWRIGHT_CORE);
-
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
+const { env, launch, connect } = require("./console_lib.cjs");
 
 (async () => {
   const shots = env("SCREENSHOTS");
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launch();
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   page.setDefaultTimeout(30000);
   const name = env("CAPTURE_NAME");
   try {
-    await page.goto(env("CONSOLE_URL"));
-    await page.fill("#token", env("TOKEN"));
-    await page.fill("#subscription", env("SUBSCRIPTION"));
-    await page.fill("#resourceGroup", env("RESOURCE_GROUP"));
-    await page.fill("#watcher", env("WATCHER"));
-    await page.click("#scope button[type=submit]");
+    await connect(page);
     await page.waitForSelector("#target option", { state: "attached" });
     await page.selectOption("#targetType", "AzureVMSS");
     await page.selectOption("#target", env("SCALE_SET"));

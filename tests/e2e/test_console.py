@@ -6,6 +6,7 @@ import secrets
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,24 @@ from shared.resource_ids import CaptureId
 ROOT = Path(__file__).resolve().parents[2]
 PLAYWRIGHT_CORE = ROOT / ".tools" / "node_modules" / "playwright-core"
 SCREENSHOTS = ROOT / "tests" / "e2e" / "screenshots"
+
+
+def drive(flow_file: str, env: dict[str, str], step: Callable[[str], None]) -> str:
+    """Run a browser flow: its first line goes to `step` (which acts: sends traffic, stops a
+    capture), then the flow is told to go on; returns what it printed, once it is DONE."""
+    flow = subprocess.Popen(["node", str(ROOT / "tests" / "e2e" / flow_file)], env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = flow.stdout.readline()  # type: ignore[union-attr]
+        if not first:
+            raise AssertionError(flow.stderr.read())  # type: ignore[union-attr]
+        step(first)
+        out, err = flow.communicate("go on\n", timeout=120)
+    finally:
+        if flow.poll() is None:
+            flow.kill()
+    assert flow.returncode == 0 and "DONE" in out, err
+    return out
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None or not PLAYWRIGHT_CORE.exists(),
@@ -31,18 +50,11 @@ def test_the_console_creates_stops_downloads_and_deletes_a_capture(lab, tmp_path
            "RESOURCE_GROUP": vm.vm.resource_group, "WATCHER": "console-watcher", "TARGET": vm.vm.arm_id,
            "CAPTURE_NAME": name, "STORAGE_ID": STORAGE_ID, "LOCAL_PORT": "7700", "DOWNLOAD_TO": str(downloaded),
            "RING_NAME": f"{name}-ring"}
-    flow = subprocess.Popen(["node", str(ROOT / "tests" / "e2e" / "console_flow.cjs")], env=env, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert flow.stdout.readline().strip() == "RUNNING", flow.stderr.read()
+    def running(first: str) -> None:
+        assert first.strip() == "RUNNING"
         send(vm, [inbound(vm, "UDP", 7701, 7700, payload=64), inbound(vm, "UDP", 7701, 7799)], repeat=6)
-        flow.stdin.write("sent\n")
-        flow.stdin.flush()
-        out, err = flow.communicate(timeout=120)
-    finally:
-        if flow.poll() is None:
-            flow.kill()
-    assert flow.returncode == 0 and "DONE" in out, err
+
+    drive("console_flow.cjs", env, running)
     data = downloaded.read_bytes()
     assert data[:4] == bytes.fromhex("d4c3b2a1")
     assert (len(data) - 24) == 6 * (16 + 14 + 20 + 8 + 64), "the 6 packets to local port 7700, nothing else"
@@ -78,22 +90,14 @@ def test_the_console_remembers_the_connection_searches_and_shows_a_captures_deta
            "CONSOLE_URL": lab.stack.api_url + "/", "TOKEN": lab.stack.token, "SUBSCRIPTION": vm.vm.subscription,
            "RESOURCE_GROUP": vm.vm.resource_group, "WATCHER": "console-details", "CAPTURE_NAME": name,
            "AXE": str(ROOT / ".tools" / "node_modules" / "axe-core" / "axe.min.js")}
-    flow = subprocess.Popen(["node", str(ROOT / "tests" / "e2e" / "console_details.cjs")], env=env, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        live = flow.stdout.readline()
-        assert live.startswith("LIVE Running"), (live, flow.stderr.read() if not live else "")
+    def live(first: str) -> None:
+        assert first.startswith("LIVE Running"), first
         send(vm, [inbound(vm, "UDP", 7711, 7710, payload=40)], repeat=4)
         time.sleep(0.5)
         lab.client.stop(capture)
         lab.client.wait_for(capture, "Stopped")
-        flow.stdin.write("stopped\n")
-        flow.stdin.flush()
-        out, err = flow.communicate(timeout=120)
-    finally:
-        if flow.poll() is None:
-            flow.kill()
-    assert flow.returncode == 0 and "DONE" in out, err
+
+    out = drive("console_details.cjs", env, live)
     assert "STOPPED Stopped (ManuallyStopped): 4 packets" in out
     assert f"at /var/captures/e2e/{name}.cap" in out
     assert "AXE desktop" in out and "AXE phone" in out, "axe-core ran at both widths (no serious violation)"
