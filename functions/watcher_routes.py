@@ -1,5 +1,6 @@
-"""ARM's NetworkWatchers Get, List and ListAll (shared/watchers.py): how `-l/--location`,
-the SDK's network_watchers operations and the console find every capture a token may see."""
+"""ARM's NetworkWatchers Get, List and ListAll (shared/watchers.py), and Subscriptions List:
+how `-l/--location`, the SDK's network_watchers operations and the console find every
+capture a token may see."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from fastapi.responses import JSONResponse
 
 from functions.access import requirement
 from functions.deps import api_version
-from shared.access import AccessConfig, Role
+from shared.access import AccessConfig, Role, TokenGrant
 from shared.errors import WatcherNotFound
 from shared.registry import Registry
-from shared.watchers import watchers
+from shared.watchers import known_subscriptions, watchers
 
 SUBSCRIPTION = "/subscriptions/{subscriptionId}"
 PROVIDER = "/providers/Microsoft.Network/networkWatchers"
@@ -21,6 +22,15 @@ GROUP = SUBSCRIPTION + "/resourceGroups/{resourceGroupName}"
 def build_watcher_router(registry: Registry, access: AccessConfig) -> APIRouter:
     router = APIRouter()
     reader = [Depends(requirement(access, Role.READER)), Depends(api_version)]
+
+    @router.get("/subscriptions")
+    def subscriptions(grant: TokenGrant = Depends(requirement(access, Role.READER))) -> JSONResponse:
+        """ARM's Subscriptions List (any api-version: it is Microsoft.Resources'): those the token
+        covers, by name, and for a token covering all, every one the registry knows."""
+        named = [s for s in grant.subscriptions if s != "*"]
+        found = {s.lower(): s for s in named + [s for s in known_subscriptions(registry.engine) if grant.covers(s)]}
+        return JSONResponse({"value": [{"id": f"/subscriptions/{s}", "subscriptionId": s, "displayName": s,
+                                        "state": "Enabled"} for s in sorted(found.values(), key=str.lower)]})
 
     @router.get(SUBSCRIPTION + PROVIDER, dependencies=reader)
     def list_all(subscriptionId: str) -> JSONResponse:

@@ -75,3 +75,11 @@ def watchers(engine: Engine, subscription: str) -> list[Watcher]:
             location = locations.most_common(1)[0][0] if locations else UNKNOWN_LOCATION
         found[key] = Watcher(subscription, group, name, location)
     return list(found.values())
+
+
+def known_subscriptions(engine: Engine) -> list[str]:
+    """Every subscription an agent reports from or a capture was made in."""
+    with engine.connect() as conn:
+        ids = list(conn.execute(select(agents.c.vm_id)).scalars()) + list(conn.execute(
+            select(captures.c.arm_id).where(captures.c.watcher_key.not_like("%/packetcaptures/%"))).scalars())
+    return sorted({resource_id.split("/")[2] for resource_id in ids}, key=str.lower)

@@ -3,7 +3,8 @@
 const API_VERSION = "2026-01-01";
 const $ = (id) => document.getElementById(id);
 const state = { token: "", subscription: "", resourceGroup: "", watcher: "", timer: null, agents: [], rows: [],
-                sort: { key: "started", ascending: false }, details: null, seen: null };
+                sort: { key: "started", ascending: false }, details: null, seen: null,
+                selected: new Set() };
 const CONNECTION = ["token", "subscription", "resourceGroup", "watcher"];
 const EVERY_WATCHER = "*";
 
@@ -97,6 +98,8 @@ async function refresh() {
     const captures = await listCaptures();
     state.rows = await Promise.all(captures.map(async (capture) =>
       [capture, await call("POST", `${capture.id}/queryStatus`)]));
+    const present = new Set(captures.map((capture) => capture.id));
+    for (const id of state.selected) if (!present.has(id)) state.selected.delete(id);
     notifyChanges();
     render();
     if (state.details) await openDetails(state.details, false);
@@ -123,11 +126,17 @@ function render() {
     empty.className = "empty";
     const td = cell(empty, state.rows.length ? "No capture matches the search." :
       "No packet captures here yet. Add one with the form: pick a VM, a name and where the file goes.");
-    td.colSpan = 8;
+    td.colSpan = 9;
   }
   for (const [capture, status] of rows) {
     const row = body.insertRow();
     row.dataset.name = capture.name;
+    const pick = document.createElement("input");
+    pick.type = "checkbox";
+    pick.checked = state.selected.has(capture.id);
+    pick.setAttribute("aria-label", `Select ${capture.name}`);
+    pick.addEventListener("change", () => { if (pick.checked) state.selected.add(capture.id); else state.selected.delete(capture.id); });
+    row.insertCell().appendChild(pick);
     const name = row.insertCell();
     const open = document.createElement("button");
     open.className = "link";
@@ -155,32 +164,6 @@ function render() {
       }
     });
   }
-}
-
-// Notifications for what happened since the last refresh: started, stopped, failed, uploaded.
-function notifyChanges() {
-  const now = new Map(state.rows.map(([capture, status]) =>
-    [capture.id, { status: status.packetCaptureStatus, stored: Boolean(capture.properties.storageLocation.storagePath),
-                   name: capture.name, reason: status.stopReason || status.packetWatchErrorMessage || "" }]));
-  if (state.seen) {
-    for (const [id, current] of now) {
-      const before = state.seen.get(id);
-      if (before && before.status !== current.status) {
-        const what = { Running: "started", Stopped: "stopped", Error: "failed" }[current.status];
-        if (what) notify(`${current.name} ${what}${current.reason ? `: ${current.reason}` : ""}`, current.status === "Error");
-      }
-      if (before && !before.stored && current.stored) notify(`${current.name} uploaded to storage`);
-    }
-  }
-  state.seen = now;
-}
-
-function notify(text, isError = false) {
-  const item = document.createElement("li");
-  item.textContent = `${new Date().toLocaleTimeString()} ${text}`;
-  if (isError) item.className = "error";
-  $("notifications").prepend(item);
-  while ($("notifications").children.length > 20) $("notifications").lastChild.remove();
 }
 
 async function openDetails(id, announce) {
@@ -263,56 +246,6 @@ $("targetType").addEventListener("change", () => { fillTargets(); defaultName();
 $("target").addEventListener("change", () => { fillInstances(); defaultName(); });
 $("name").addEventListener("input", () => { $("name").dataset.typed = "yes"; });
 
-const FILTER_FIELDS = [
-  ["localIPAddress", "Local IP address", "10.0.0.4, 10.0.0.0/24"], ["localPort", "Local port", "80, 1000-2000"],
-  ["remoteIPAddress", "Remote IP address", "20.0.0.1-20.0.0.9"], ["remotePort", "Remote port", "443;8443"],
-];
-
-// Inline validation of a filter value as the user types it (the API checks it again, exactly).
-const PORT_LIST = /^\s*\d{1,5}(\s*-\s*\d{1,5})?(\s*[;,]\s*\d{1,5}(\s*-\s*\d{1,5})?)*\s*[;,]?\s*$/;
-const IPV4 = "(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}";
-const ADDRESS = `(${IPV4}(/(3[0-2]|[12]?\\d))?(\\s*-\\s*${IPV4})?|[0-9a-fA-F:]*:[0-9a-fA-F:.]*(/\\d{1,3})?)`;
-const ADDRESS_LIST = new RegExp(`^\\s*${ADDRESS}(\\s*[;,]\\s*${ADDRESS})*\\s*[;,]?\\s*$`);
-
-function checkFilterValue(input) {
-  const value = input.value.trim();
-  const isPort = input.dataset.field.endsWith("Port");
-  const ok = !value || (isPort ? PORT_LIST.test(value) && value.match(/\d+/g).every((p) => Number(p) <= 65535)
-                               : ADDRESS_LIST.test(value));
-  input.setAttribute("aria-invalid", ok ? "false" : "true");
-  input.title = ok ? "" : (isPort ? "ports 0-65535: 80, 1000-2000, 80;443" :
-                                    "addresses: 10.0.0.4, 10.0.0.0/24, 10.0.0.1-10.0.0.9, separated by ; or ,");
-}
-
-function addFilterRow() {
-  const row = $("filters").tBodies[0].insertRow();
-  const protocol = document.createElement("select");
-  protocol.setAttribute("aria-label", "Protocol");
-  for (const value of ["Any", "TCP", "UDP"]) protocol.add(new Option(value, value));
-  row.insertCell().appendChild(protocol);
-  for (const [field, label, example] of FILTER_FIELDS) {
-    const input = document.createElement("input");
-    input.dataset.field = field;
-    input.placeholder = example;
-    input.setAttribute("aria-label", label);
-    input.addEventListener("input", () => checkFilterValue(input));
-    row.insertCell().appendChild(input);
-  }
-  const remove = document.createElement("button");
-  remove.type = "button";
-  remove.textContent = "Remove";
-  remove.addEventListener("click", () => row.remove());
-  row.insertCell().appendChild(remove);
-}
-
-function filters() {
-  return Array.from($("filters").tBodies[0].rows).map((row) => {
-    const filter = { protocol: row.querySelector("select").value };
-    for (const input of row.querySelectorAll("input")) if (input.value.trim()) filter[input.dataset.field] = input.value.trim();
-    return filter;
-  });
-}
-
 async function connect() {
   for (const key of CONNECTION) state[key] = $(key).value.trim();
   for (const key of CONNECTION) sessionStorage.setItem(`packetwatch.${key}`, state[key]);  // this tab only
@@ -320,6 +253,7 @@ async function connect() {
     await loadAgents();
     await fillWatchers();
     await fillStorageAccounts();
+    await fillSubscriptions();
     defaultName();
     say("Connected");
     clearInterval(state.timer);
@@ -342,6 +276,13 @@ function defaultName() {
                  now.getSeconds()].map((n) => String(n).padStart(2, "0")).join("");
   $("name").value = `${target}_${stamp}`.slice(0, 80);
 }
+
+async function fillSubscriptions() {
+  const found = (await call("GET", "/subscriptions")).value;
+  $("subscriptions").replaceChildren(...found.map((s) => new Option(s.displayName, s.subscriptionId)));
+}
+
+$("token").addEventListener("change", () => { state.token = $("token").value.trim(); fillSubscriptions().catch(() => {}); });
 
 async function fillWatchers() {
   const found = await watchers();

@@ -28,6 +28,8 @@ async function audit(page, where) {
     await page.reload();  // signed in once: the tab remembers the connection
     await page.waitForFunction((n) => document.querySelector(`tr[data-name="${n}"] td.status`)?.textContent === "Running", name);
     if ((await page.inputValue("#watcher")) !== env("WATCHER")) throw new Error("connection not restored");
+    const subscriptions = await page.$$eval("#subscriptions option", (options) => options.map((o) => o.value));
+    if (!subscriptions.includes(env("SUBSCRIPTION"))) throw new Error(`subscriptions offered: ${subscriptions}`);
     // the create form: configured storage accounts offered, a default name, filter values checked as typed
     const accounts = await page.$$eval("#storageAccounts option", (options) => options.map((o) => o.value));
     if (!accounts.includes("devstoreaccount1")) throw new Error(`storage accounts offered: ${accounts}`);
@@ -58,6 +60,11 @@ async function audit(page, where) {
     await page.screenshot({ path: `${shots}/details-3-phone.png`, fullPage: true });
     if (overflow > 0) throw new Error(`the page is ${overflow} px wider than a phone`);
     await audit(page, "phone");
+    // the command bar acts on the selected captures
+    await page.locator(`tr[data-name="${name}"] input[type=checkbox]`).check();
+    page.once("dialog", (dialog) => dialog.accept());
+    await page.click("#cmdDelete");
+    await page.locator(`tr[data-name="${name}"]`).waitFor({ state: "detached" });
     console.log("DONE");
   } catch (error) {
     await page.screenshot({ path: `${shots}/details-failure.png`, fullPage: true });

@@ -101,3 +101,4 @@ def test_the_console_remembers_the_connection_searches_and_shows_a_captures_deta
     assert "STOPPED Stopped (ManuallyStopped): 4 packets" in out
     assert f"at /var/captures/e2e/{name}.cap" in out
     assert "AXE desktop" in out and "AXE phone" in out, "axe-core ran at both widths (no serious violation)"
+    assert lab.client.get(capture).status_code == 404, "deleted from the command bar"

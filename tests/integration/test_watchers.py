@@ -43,3 +43,12 @@ def test_watchers_are_listed_per_region_and_per_capture_and_found_by_name(env):
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "NotFound"
     other = client.get("/subscriptions/sub-b/providers/Microsoft.Network/networkWatchers" + API)
     assert other.status_code == 403, "a token sees only its subscriptions' watchers"
+
+
+def test_subscriptions_are_those_the_token_covers(env):
+    client, vm, capture = env
+    assert client.put(capture.arm_id + API, json=capture_body(vm)).status_code == 201
+    listed = client.get("/subscriptions?api-version=2022-12-01").json()["value"]
+    assert listed == [{"id": "/subscriptions/sub-a", "subscriptionId": "sub-a", "displayName": "sub-a",
+                       "state": "Enabled"}], "contributor-a covers sub-a only"
+    assert client.get("/subscriptions", headers={"Authorization": "Bearer nobody"}).status_code == 401
