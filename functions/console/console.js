@@ -4,7 +4,7 @@ const API_VERSION = "2026-01-01";
 const $ = (id) => document.getElementById(id);
 const state = { token: "", subscription: "", resourceGroup: "", watcher: "", timer: null, agents: [], rows: [],
                 sort: { key: "started", ascending: false }, details: null, seen: null,
-                selected: new Set() };
+                selected: new Set(), where: new Map() };  // where: a capture's file, once settled
 const CONNECTION = ["token", "subscription", "resourceGroup", "watcher"];
 const EVERY_WATCHER = "*";
 
@@ -174,12 +174,15 @@ async function openDetails(id, announce) {
   const location = capture.properties.storageLocation;
   let where = location.filePath ? `on the VM ${capture.properties.target.split("/").pop()} at ${location.filePath}` :
     "in the agent's spool until it is uploaded";
-  if (!["NotStarted", "Running"].includes(status.packetCaptureStatus)) {
-    try {
+  if (state.where.has(id)) {
+    where = state.where.get(id);
+  } else if (!["NotStarted", "Running"].includes(status.packetCaptureStatus)) {
+    try {  // asked once the capture has ended, and kept once the file has found its place
       const answer = await call("GET", `${capture.id}/downloadUrl`);
       if (answer.blob) where = `in storage: ${answer.blob}` + (location.filePath ? `, and ${where}` : "");
       else if (answer.instances) where = answer.instances.map((i) => `instance ${i.instanceId}: ${i.blob || i.message}`).join("; ");
       else if (answer.message) where = `${answer.message} (VM ${answer.target.split("/").pop()})`;
+      if (answer.blob || !location.storageId) state.where.set(id, where);
     } catch (error) { where = error.message; }
   }
   renderDetails(capture, status, where);
