@@ -16,7 +16,9 @@ AXE := .tools/node_modules/axe-core/axe.min.js
 # version FastAPI's docs page is written for).
 SWAGGER_UI_VERSION := 5.35.0
 REDOC_VERSION := 2.5.4
-WEB_ASSETS := functions/console/vendor/.v-$(SWAGGER_UI_VERSION)-$(REDOC_VERSION)
+# The console's design system: Microsoft's Fluent UI web components (the portal's look), one self-registering module.
+FLUENT_VERSION := 2.6.1
+WEB_ASSETS := functions/console/vendor/.v-$(SWAGGER_UI_VERSION)-$(REDOC_VERSION)-$(FLUENT_VERSION)
 
 setup: system-packages broker $(WEB_ASSETS) $(VENV)/.installed $(AZURITE) $(PLAYWRIGHT) $(AXE)
 
@@ -47,11 +49,14 @@ $(AXE):
 
 $(WEB_ASSETS):
 	rm -rf functions/console/vendor .tools/web && mkdir -p functions/console/vendor .tools/web
-	cd .tools/web && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) redoc@$(REDOC_VERSION) >/dev/null
+	cd .tools/web && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) redoc@$(REDOC_VERSION) \
+	  @fluentui/web-components@$(FLUENT_VERSION) >/dev/null
 	tar -xzf .tools/web/swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz -C functions/console/vendor --strip-components=1 \
 	  package/swagger-ui-bundle.js package/swagger-ui.css package/favicon-32x32.png
 	tar -xzf .tools/web/redoc-$(REDOC_VERSION).tgz -C functions/console/vendor --strip-components=2 \
 	  package/bundles/redoc.standalone.js
+	tar -xzf .tools/web/fluentui-web-components-$(FLUENT_VERSION).tgz -C functions/console/vendor --strip-components=2 \
+	  package/dist/web-components.min.js
 	touch $@
 
 up: setup

@@ -69,3 +69,12 @@ class ArmClient:
                 return status
             time.sleep(0.1)
         raise TimeoutError(f"{capture.name} did not reach {statuses} in {timeout}s; last status {status}")
+
+    def wait_stored(self, capture: CaptureId, timeout: float = 60.0) -> str:
+        """The blob URL of a capture to a storage account, once its file is there."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.status(capture).get("packetWatchStored"):
+                return self.get(capture).json()["properties"]["storageLocation"]["storagePath"]
+            time.sleep(0.2)
+        raise TimeoutError(f"{capture.name} was not stored in {timeout}s")

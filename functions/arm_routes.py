@@ -43,15 +43,15 @@ def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
         source = capture_source(request.headers.get(CLIENT_HEADER))
         record = service.create(capture, resource.properties, source=source).record
         headers = {"Azure-AsyncOperation": _operation_url(request, capture, "operations", version)}
-        return JSONResponse(record.to_result().to_arm(), status_code=201, headers=headers)
+        return JSONResponse(service.result(record).to_arm(), status_code=201, headers=headers)
 
     @router.get(ONE, dependencies=reader)
     def get(capture: CapturePath) -> JSONResponse:
-        return JSONResponse(registry.get(capture).to_result().to_arm())
+        return JSONResponse(service.result(registry.get(capture)).to_arm())
 
     @router.get(CAPTURES, dependencies=reader)
     def list_captures(watcher: WatcherPath) -> JSONResponse:
-        result = PacketCaptureListResult(value=[record.to_result() for record in registry.list(watcher)])
+        result = PacketCaptureListResult(value=[service.result(record) for record in registry.list(watcher)])
         return JSONResponse(result.to_arm())
 
     @router.post(ONE + "/stop", dependencies=contributor)

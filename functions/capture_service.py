@@ -21,12 +21,13 @@ from azure.core.exceptions import AzureError
 from functions.dispatch import Dispatcher, capture_message, stop_message
 from functions.metrics import CAPTURES_CREATED
 from shared.arm import (
-    CaptureSummary, PacketCaptureParameters, PacketCaptureQueryStatusResult, PcStatus, format_arm_time,
+    CaptureSummary, PacketCaptureParameters, PacketCaptureQueryStatusResult, PacketCaptureResult, PcStatus,
+    format_arm_time,
 )
 
 from shared.capture_files import files_of
 from shared.capture_spec import CaptureSpec, build_spec
-from shared.errors import AgentNotFound, BrokerUnavailable
+from shared.errors import AgentNotFound, BrokerUnavailable, InvalidField
 from shared.failpoints import failpoint
 from shared.outbox import PendingMessage
 from shared.messages import Outgoing, UploadTarget
@@ -71,6 +72,21 @@ class CaptureService:
         retry = timedelta(seconds=account.retry_seconds) if account.retry_seconds else self.upload_retry
         expiry = created + self.start_deadline + timedelta(seconds=parameters.seconds_limit) + retry + SAS_MARGIN
         return account.upload_target(blob_path(spec.target, created), expiry, retry.total_seconds(), container)
+
+    def result(self, record: CaptureRecord) -> PacketCaptureResult:
+        """The capture as ARM shows it: a one-file capture to a storage account has its blob's
+        URL in storagePath from create on, as Azure does (packetWatchStored says once it is there)."""
+        location = record.parameters.storage_location
+        if record.storage_path or not location.storage_id or record.parameters.continuous_capture is not None \
+                or record.status is PcStatus.UNKNOWN:
+            return record.to_result()
+        try:
+            account = self.accounts.lookup(location.storage_id)
+            container = container_of(location.storage_path)
+        except InvalidField:  # an account no longer configured: nowhere to predict
+            return record.to_result()
+        vm = VirtualMachineId.parse(record.parameters.target)
+        return record.to_result(account.blob_url(blob_path(vm, record.created_at), container))
 
     def _ensure_container(self, account: StorageAccount, container: str) -> None:
         """Once per account, container and process; if storage is away now, the upload waits for it."""

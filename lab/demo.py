@@ -12,7 +12,6 @@ import collections
 import json
 import secrets
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
@@ -43,16 +42,6 @@ def _traffic(vm: LabVm) -> list:
             inbound(vm, "UDP", 5353, 41000), outbound(vm, "UDP", 41000, 5360), outbound(vm, "UDP", 5355, 9999)]
 
 
-def _wait_for_storage(client: ArmClient, capture: CaptureId, timeout: float = 60) -> str | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        path = client.get(capture).json()["properties"]["storageLocation"].get("storagePath")
-        if path:
-            return path
-        time.sleep(0.2)
-    return None
-
-
 def _manual_capture(client: ArmClient, vm1: LabVm, vm2: LabVm, seconds: int) -> bool:
     capture = CaptureId(vm1.vm.subscription, vm1.vm.resource_group, "demo-watcher", f"demo-{secrets.token_hex(2)}")
     filters = [{"protocol": "TCP", "localPort": "8080"}, {"protocol": "UDP", "remotePort": "5353-5360"}]
@@ -69,7 +58,10 @@ def _manual_capture(client: ArmClient, vm1: LabVm, vm2: LabVm, seconds: int) -> 
     print(f"   {status['packetCaptureStatus']} ({status.get('stopReason')}): {summary.get('packets')} packets, "
           f"{summary.get('bytes')} bytes, {summary.get('kernelDrops')} kernel drops, protocols "
           f"{summary.get('protocols')}")
-    storage_path = _wait_for_storage(client, capture)
+    try:
+        storage_path: str | None = client.wait_stored(capture)
+    except TimeoutError:
+        storage_path = None
     print(f"   uploaded and verified: {storage_path}")
     kept = _print_file(Path(summary["filePaths"][0]))
     return status["packetCaptureStatus"] == "Stopped" and kept == 20 and storage_path is not None

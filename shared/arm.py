@@ -291,6 +291,7 @@ class PacketCaptureQueryStatusResult(ArmModel):
     packet_capture_error: list[PcError] | None = Field(default=None, alias="packetCaptureError")
     summary: CaptureSummary | None = Field(default=None, alias="packetWatchSummary")
     error_message: str | None = Field(default=None, alias="packetWatchErrorMessage")
+    stored: bool | None = Field(default=None, alias="packetWatchStored")  # a capture to a storage account: uploaded yet?
     status_detail: str | None = Field(default=None, alias="packetWatchStatusDetail")
     start_deadline: datetime | None = Field(default=None, alias="packetWatchStartDeadline")
     agent_last_seen: datetime | None = Field(default=None, alias="packetWatchAgentLastSeen")

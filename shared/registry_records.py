@@ -41,14 +41,15 @@ class CaptureRecord:
     storage_path: str | None
     created_at: datetime
 
-    def to_result(self) -> PacketCaptureResult:
+    def to_result(self, planned_path: str | None = None) -> PacketCaptureResult:
+        """ARM's resource: storagePath is where the file was stored, else where it will be."""
         properties = PacketCaptureResultProperties(
             **self.parameters.model_dump(by_alias=False),
             provisioning_state=ProvisioningState.SUCCEEDED,
         )
-        if self.storage_path:
+        if self.storage_path or planned_path:
             properties.storage_location = properties.storage_location.model_copy(
-                update={"storage_path": self.storage_path})
+                update={"storage_path": self.storage_path or planned_path})
         return PacketCaptureResult(name=self.capture.name, id=self.capture.arm_id, etag=self.etag,
                                    properties=properties)
 
@@ -57,6 +58,8 @@ class CaptureRecord:
             name=self.capture.name, id=self.capture.arm_id, capture_start_time=self.capture_start_time,
             packet_capture_status=self.status, stop_reason=self.stop_reason,
             packet_capture_error=self.errors, summary=self.summary, error_message=self.error_message,
+            stored=bool(self.storage_path) if self.parameters.storage_location.storage_id
+            and self.parameters.continuous_capture is None else None,
         )
 
 

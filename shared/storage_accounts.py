@@ -110,6 +110,10 @@ class StorageAccount(BaseModel):
         except ResourceExistsError:
             pass
 
+    def blob_url(self, blob_name: str, container: str = BLOB_CONTAINER) -> str:
+        """The URL of one blob of a captures' container, as the storage SDK spells it."""
+        return self.client().get_blob_client(container, blob_name).url
+
     def blob_sas_url(self, blob_name: str, permission: BlobSasPermissions, expiry: datetime,
                      container: str = BLOB_CONTAINER) -> str:
         """The URL of one blob of a captures' container with a SAS for it alone: signed with

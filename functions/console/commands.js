@@ -35,7 +35,7 @@ $("cmdDownload").addEventListener("click", () => onSelected("download", async (r
 // Notifications for what happened since the last refresh: started, stopped, failed, uploaded.
 function notifyChanges() {
   const now = new Map(state.rows.map(([capture, status]) =>
-    [capture.id, { status: status.packetCaptureStatus, stored: Boolean(capture.properties.storageLocation.storagePath),
+    [capture.id, { status: status.packetCaptureStatus, stored: Boolean(status.packetWatchStored),
                    name: capture.name, reason: status.stopReason || status.packetWatchErrorMessage || "" }]));
   if (state.seen) {
     for (const [id, current] of now) {

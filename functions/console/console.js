@@ -4,9 +4,11 @@ const API_VERSION = "2026-01-01";
 const $ = (id) => document.getElementById(id);
 const state = { token: "", subscription: "", resourceGroup: "", watcher: "", timer: null, agents: [], rows: [],
                 sort: { key: "started", ascending: false }, details: null, seen: null,
-                selected: new Set(), where: new Map() };  // where: a capture's file, once settled
+                selected: new Set(), where: new Map(), shown: "" };  // where: a capture's file, once settled
 const CONNECTION = ["token", "subscription", "resourceGroup", "watcher"];
 const EVERY_WATCHER = "*";
+// What a field holds as typed (a Fluent combobox commits its value only when it loses focus).
+const typed = (id) => (($(id).control ? $(id).control.value : $(id).value) || "").trim();
 
 function watcherPath(group = state.resourceGroup, watcher = state.watcher) {
   return `/subscriptions/${encodeURIComponent(state.subscription)}/resourceGroups/${encodeURIComponent(group)}` +
@@ -54,8 +56,7 @@ function cell(row, text, className) {
 }
 
 function button(td, label, action) {
-  const b = document.createElement("button");
-  b.textContent = label;
+  const b = fluent("fluent-button", { appearance: "stealth" }, label);
   b.addEventListener("click", async () => {
     try { await action(); } catch (error) { say(error.message, true); }
     refresh();
@@ -119,6 +120,11 @@ function render() {
   const rows = state.rows.filter(([capture, status]) => !query ||
     [capture.name, capture.properties.target, status.packetCaptureStatus].join(" ").toLowerCase().includes(query))
     .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0) * (state.sort.ascending ? 1 : -1));
+  const shown = JSON.stringify([query, state.sort, state.rows.length, rows.map(([capture, status]) => [capture.id,
+    status.packetCaptureStatus, status.stopReason, status.captureStartTime, status.packetWatchStored,
+    (status.packetCaptureError || []).join(), status.packetWatchSummary && status.packetWatchSummary.packets])]);
+  if (shown === state.shown) return;  // nothing a reader would see changed: the rows (and any focus in them) stay
+  state.shown = shown;
   const body = $("captures").tBodies[0];
   body.replaceChildren();
   if (!rows.length) {
@@ -131,10 +137,8 @@ function render() {
   for (const [capture, status] of rows) {
     const row = body.insertRow();
     row.dataset.name = capture.name;
-    const pick = document.createElement("input");
-    pick.type = "checkbox";
+    const pick = fluent("fluent-checkbox", { "aria-label": `Select ${capture.name}` });
     pick.checked = state.selected.has(capture.id);
-    pick.setAttribute("aria-label", `Select ${capture.name}`);
     pick.addEventListener("change", () => { if (pick.checked) state.selected.add(capture.id); else state.selected.delete(capture.id); });
     row.insertCell().appendChild(pick);
     const name = row.insertCell();
@@ -149,7 +153,7 @@ function render() {
     cell(row, localTime(status.captureStartTime));
     cell(row, status.stopReason || (status.packetCaptureError || []).join(", "));
     cell(row, status.packetWatchSummary ? status.packetWatchSummary.packets : "");
-    cell(row, capture.properties.storageLocation.storagePath ? "yes" : "", "stored");
+    cell(row, status.packetWatchStored ? "yes" : "", "stored");
     const actions = row.insertCell();
     if (["NotStarted", "Running"].includes(status.packetCaptureStatus)) {
       button(actions, "Stop", () => call("POST", `${capture.id}/stop`));
@@ -202,7 +206,13 @@ function scaleSetOf(vm) {
 
 async function loadAgents() {
   state.agents = (await call("GET", "/packetwatch/agents")).value;
-  fillTargets();
+  return fillTargets();
+}
+
+function option(value, text, disabled = false) {
+  const made = fluent("fluent-option", { value }, text);
+  if (disabled) made.setAttribute("disabled", "");
+  return made;
 }
 
 function fillTargets() {
@@ -216,48 +226,48 @@ function fillTargets() {
     }
     for (const [set, agents] of sets) {
       const online = agents.filter((agent) => agent.status === "online").length;
-      select.add(new Option(`${set.split("/").pop()} (${agents.length} instances, ${online} online)`, set));
+      select.appendChild(option(set, `${set.split("/").pop()} (${agents.length} instances, ${online} online)`));
     }
   } else {
     for (const agent of state.agents.filter((agent) => !scaleSetOf(agent.vm))) {
-      const option = new Option(`${agent.vm.split("/").pop()} (${agent.hostname}, ${agent.status}, seen ` +
-                                `${agent.lastSeen})`, agent.vm);
-      option.disabled = agent.status !== "online";
-      select.add(option);
+      select.appendChild(option(agent.vm, `${agent.vm.split("/").pop()} (${agent.hostname}, ${agent.status}, ` +
+                                `seen ${localTime(agent.lastSeen)})`, agent.status !== "online"));
     }
   }
-  fillInstances();
+  // A Fluent select takes in new options on its next frame: the first selectable is chosen now.
+  const first = [...select.children].find((choice) => !choice.hasAttribute("disabled"));
+  if (first) first.setAttribute("selected", "");
+  fillInstances(first ? first.value : "");
+  return first ? first.value : "";
 }
 
-function fillInstances() {
+function fillInstances(target = $("target").value) {
   const box = $("instances");
   box.replaceChildren();
   $("instancesBox").hidden = $("targetType").value !== "AzureVMSS";
-  for (const agent of state.agents.filter((agent) => scaleSetOf(agent.vm) === $("target").value)) {
-    const label = document.createElement("label");
-    const check = document.createElement("input");
-    check.type = "checkbox";
-    check.value = agent.vm.split("/").pop();
+  for (const agent of state.agents.filter((agent) => scaleSetOf(agent.vm) === target)) {
+    const instance = agent.vm.split("/").pop();
+    const check = fluent("fluent-checkbox", { value: instance }, `${instance} (${agent.hostname}, ${agent.status})`);
     check.checked = agent.status === "online";
     check.disabled = agent.status !== "online";
-    label.append(check, ` ${check.value} (${agent.hostname}, ${agent.status})`);
-    box.appendChild(label);
+    box.appendChild(check);
   }
 }
 
-$("targetType").addEventListener("change", () => { fillTargets(); defaultName(); });
+$("targetType").addEventListener("change", () => defaultName(fillTargets()));
 $("target").addEventListener("change", () => { fillInstances(); defaultName(); });
 $("name").addEventListener("input", () => { $("name").dataset.typed = "yes"; });
 
-async function connect() {
-  for (const key of CONNECTION) state[key] = $(key).value.trim();
+async function connect(saved = null) {
+  for (const key of CONNECTION) state[key] = saved ? saved[key] : typed(key);
+  if (!state.watcher) state.watcher = EVERY_WATCHER;
   for (const key of CONNECTION) sessionStorage.setItem(`packetwatch.${key}`, state[key]);  // this tab only
   try {
-    await loadAgents();
+    const target = await loadAgents();
     await fillWatchers();
     await fillStorageAccounts();
     await fillSubscriptions();
-    defaultName();
+    defaultName(target);
     say("Connected");
     clearInterval(state.timer);
     state.timer = setInterval(refresh, 1000);
@@ -267,13 +277,13 @@ async function connect() {
 
 async function fillStorageAccounts() {
   const accounts = (await call("GET", "/packetwatch/storageAccounts")).value;
-  $("storageAccounts").replaceChildren(...accounts.map((a) => new Option(a.id ? a.name : "", a.id || a.name)));
+  $("storageId").replaceChildren(...accounts.map((a) => option(a.name, a.name)));
 }
 
 // The portal's default name: the target's name and the time, changed with the target until typed over.
-function defaultName() {
+function defaultName(chosen = $("target").value) {
   if ($("name").dataset.typed) return;
-  const target = ($("target").value || "capture").split("/").pop();
+  const target = (chosen || "capture").split("/").pop();
   const now = new Date();
   const stamp = [now.getFullYear(), now.getMonth() + 1, now.getDate(), now.getHours(), now.getMinutes(),
                  now.getSeconds()].map((n) => String(n).padStart(2, "0")).join("");
@@ -282,21 +292,24 @@ function defaultName() {
 
 async function fillSubscriptions() {
   const found = (await call("GET", "/subscriptions")).value;
-  $("subscriptions").replaceChildren(...found.map((s) => new Option(s.displayName, s.subscriptionId)));
+  $("subscription").replaceChildren(...found.map((s) => option(s.subscriptionId, s.subscriptionId)));
 }
 
 $("token").addEventListener("change", () => { state.token = $("token").value.trim(); fillSubscriptions().catch(() => {}); });
 
 async function fillWatchers() {
   const found = await watchers();
-  $("watchers").replaceChildren(new Option("every watcher", EVERY_WATCHER),
-                                ...found.map((w) => new Option(`${w.location}`, w.name)));
-  $("groups").replaceChildren(...[...new Set(found.map((w) => w.id.split("/")[4]))].map((g) => new Option(g, g)));
+  $("watcher").replaceChildren(option(EVERY_WATCHER, EVERY_WATCHER), ...found.map((w) => option(w.name, w.name)));
+  $("resourceGroup").replaceChildren(...[...new Set(found.map((w) => w.id.split("/")[4]))].map((g) => option(g, g)));
 }
 
 $("scope").addEventListener("submit", (event) => { event.preventDefault(); connect(); });
 $("search").addEventListener("input", render);
 $("closeDetails").addEventListener("click", closeDetails);
+$("detailsDownload").addEventListener("click", async () => {
+  const found = state.rows.find(([capture]) => capture.id === state.details);
+  if (found) try { await download(found[0]); } catch (error) { say(error.message, true); }
+});
 for (const header of document.querySelectorAll("button.sort")) {
   header.addEventListener("click", () => {
     const key = header.dataset.key;
@@ -306,8 +319,9 @@ for (const header of document.querySelectorAll("button.sort")) {
 }
 // Signed in once: the connection is remembered for this browser tab's session.
 if (sessionStorage.getItem("packetwatch.token")) {
-  for (const key of CONNECTION) $(key).value = sessionStorage.getItem(`packetwatch.${key}`) || "";
-  connect();
+  const saved = Object.fromEntries(CONNECTION.map((key) => [key, sessionStorage.getItem(`packetwatch.${key}`) || ""]));
+  for (const key of CONNECTION) $(key).value = saved[key];
+  connect(saved);
 }
 
 $("addFilter").addEventListener("click", addFilterRow);
@@ -315,7 +329,7 @@ $("addFilter").addEventListener("click", addFilterRow);
 $("create").addEventListener("submit", async (event) => {
   event.preventDefault();
   const storageLocation = {};
-  const account = $("storageId").value.trim();
+  const account = typed("storageId");
   if (account) {  // a name is looked up in the resource group, as az does
     storageLocation.storageId = account.startsWith("/") ? account : `/subscriptions/${state.subscription}/resourceGroups/` +
       `${state.resourceGroup}/providers/Microsoft.Storage/storageAccounts/${account}`;
@@ -324,9 +338,9 @@ $("create").addEventListener("submit", async (event) => {
   const properties = { target: $("target").value, storageLocation, filters: filters() };
   if ($("targetType").value === "AzureVMSS") {
     properties.targetType = "AzureVMSS";
-    const checks = [...$("instances").querySelectorAll("input")];
+    const checks = [...$("instances").querySelectorAll("fluent-checkbox")];
     if (checks.some((check) => !check.checked)) {
-      properties.scope = { include: checks.filter((check) => check.checked).map((check) => check.value) };
+      properties.scope = { include: checks.filter((check) => check.checked).map((check) => check.getAttribute("value")) };
     }
   }
   for (const limit of ["bytesToCapturePerPacket", "totalBytesPerSession", "timeLimitInSeconds"]) {

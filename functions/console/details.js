@@ -47,6 +47,7 @@ function renderDetails(capture, status, where) {
   document.getElementById("detailsError").textContent =
     status.packetWatchErrorMessage || (status.packetCaptureError || []).join(", ");
   document.getElementById("detailsFile").textContent = where;
+  document.getElementById("detailsDownload").hidden = live;
   bars(document.getElementById("detailsProtocols"), Object.entries(summary.protocols || {}));
   bars(document.getElementById("detailsTalkers"),
        (summary.topTalkers || []).map((t) => [`${t.source} → ${t.destination}`, t.packets]));

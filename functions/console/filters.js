@@ -22,31 +22,38 @@ const FILTER_FIELDS = [
   ["remoteIPAddress", "Remote IP address", "20.0.0.1-20.0.0.9"], ["remotePort", "Remote port", "443;8443"],
 ];
 
+// Fluent UI's controls, made as the markup would make them.
+function fluent(tag, attributes = {}, text = "") {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
+  if (text) element.textContent = text;
+  return element;
+}
+
 function addFilterRow() {
-  const row = $("filters").tBodies[0].insertRow();
-  const protocol = document.createElement("select");
-  protocol.setAttribute("aria-label", "Protocol");
-  for (const value of ["Any", "TCP", "UDP"]) protocol.add(new Option(value, value));
-  row.insertCell().appendChild(protocol);
+  const row = fluent("div", { role: "listitem", class: "filter" });
+  const number = $("filters").children.length + 1;
+  const protocol = fluent("fluent-select", { "aria-label": `Filter ${number} protocol`, "data-field": "protocol" });
+  for (const value of ["Any", "TCP", "UDP"]) protocol.appendChild(fluent("fluent-option", { value }, value));
+  row.appendChild(protocol);
   for (const [field, label, example] of FILTER_FIELDS) {
-    const input = document.createElement("input");
-    input.dataset.field = field;
-    input.placeholder = example;
-    input.setAttribute("aria-label", label);
+    const input = fluent("fluent-text-field", { "data-field": field, placeholder: example,
+                                                "aria-label": `Filter ${number} ${label.toLowerCase()}` });
     input.addEventListener("input", () => checkFilterValue(input));
-    row.insertCell().appendChild(input);
+    row.appendChild(input);
   }
-  const remove = document.createElement("button");
-  remove.type = "button";
-  remove.textContent = "Remove";
+  const remove = fluent("fluent-button", { appearance: "stealth", "aria-label": `Remove filter ${number}` }, "Remove");
   remove.addEventListener("click", () => row.remove());
-  row.insertCell().appendChild(remove);
+  row.appendChild(remove);
+  $("filters").appendChild(row);
 }
 
 function filters() {
-  return Array.from($("filters").tBodies[0].rows).map((row) => {
-    const filter = { protocol: row.querySelector("select").value };
-    for (const input of row.querySelectorAll("input")) if (input.value.trim()) filter[input.dataset.field] = input.value.trim();
+  return Array.from($("filters").children).map((row) => {
+    const filter = { protocol: row.querySelector("fluent-select").value || "Any" };
+    for (const input of row.querySelectorAll("fluent-text-field")) {
+      if (input.value.trim()) filter[input.dataset.field] = input.value.trim();
+    }
     return filter;
   });
 }

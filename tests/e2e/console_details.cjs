@@ -3,7 +3,7 @@
 // protocols and where the file is once it stopped; a notification that it stopped), and the
 // page at a phone's width with no sideways scrolling, each checked with axe-core. Settings
 // from the environment (see test_console.py).
-const { env, launch, connect } = require("./console_lib.cjs");
+const { env, launch, connect, fill, tick, valueOf } = require("./console_lib.cjs");
 
 // axe-core in the page: no serious or critical accessibility violation.
 async function audit(page, where) {
@@ -27,22 +27,22 @@ async function audit(page, where) {
     await page.waitForFunction((n) => document.querySelector(`tr[data-name="${n}"] td.status`)?.textContent === "Running", name);
     await page.reload();  // signed in once: the tab remembers the connection
     await page.waitForFunction((n) => document.querySelector(`tr[data-name="${n}"] td.status`)?.textContent === "Running", name);
-    if ((await page.inputValue("#watcher")) !== env("WATCHER")) throw new Error("connection not restored");
-    const subscriptions = await page.$$eval("#subscriptions option", (options) => options.map((o) => o.value));
+    if ((await valueOf(page, "#watcher")) !== env("WATCHER")) throw new Error("connection not restored");
+    const subscriptions = await page.$$eval("#subscription fluent-option", (options) => options.map((o) => o.value));
     if (!subscriptions.includes(env("SUBSCRIPTION"))) throw new Error(`subscriptions offered: ${subscriptions}`);
     // the create form: configured storage accounts offered, a default name, filter values checked as typed
-    const accounts = await page.$$eval("#storageAccounts option", (options) => options.map((o) => o.value));
+    const accounts = await page.$$eval("#storageId fluent-option", (options) => options.map((o) => o.value));
     if (!accounts.includes("devstoreaccount1")) throw new Error(`storage accounts offered: ${accounts}`);
-    if (!/_\d{14}$/.test(await page.inputValue("#name"))) throw new Error("no default capture name");
+    if (!/_\d{14}$/.test(await valueOf(page, "#name"))) throw new Error("no default capture name");
     await page.click("#addFilter");
-    const port = page.locator('#filters tbody tr input[data-field="localPort"]');
-    await port.fill("80:90");
+    const port = page.locator('#filters fluent-text-field[data-field="localPort"]');
+    await port.locator("input").fill("80:90");
     if ((await port.getAttribute("aria-invalid")) !== "true") throw new Error("80:90 not flagged");
-    await port.fill("80-90");
+    await port.locator("input").fill("80-90");
     if ((await port.getAttribute("aria-invalid")) !== "false") throw new Error("80-90 flagged");
-    await page.fill("#search", "no-such-capture");
+    await fill(page, "#search", "no-such-capture");
     await page.waitForSelector("tr.empty");
-    await page.fill("#search", name.slice(0, 8));
+    await fill(page, "#search", name.slice(0, 8));
     await page.locator(`tr[data-name="${name}"] button.link`).click();
     await page.waitForFunction(() => document.getElementById("detailsStatus").textContent.includes("live"));
     console.log("LIVE " + (await page.textContent("#detailsStatus")));
@@ -61,7 +61,7 @@ async function audit(page, where) {
     if (overflow > 0) throw new Error(`the page is ${overflow} px wider than a phone`);
     await audit(page, "phone");
     // the command bar acts on the selected captures
-    await page.locator(`tr[data-name="${name}"] input[type=checkbox]`).check();
+    await tick(page, `tr[data-name="${name}"] fluent-checkbox`, true);
     page.once("dialog", (dialog) => dialog.accept());
     await page.click("#cmdDelete");
     await page.locator(`tr[data-name="${name}"]`).waitFor({ state: "detached" });

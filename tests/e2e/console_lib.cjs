@@ -16,13 +16,33 @@ async function launch() {
   });
 }
 
-async function connect(page) {
-  await page.goto(env("CONSOLE_URL"));
-  await page.fill("#token", env("TOKEN"));
-  await page.fill("#subscription", env("SUBSCRIPTION"));
-  await page.fill("#resourceGroup", env("RESOURCE_GROUP"));
-  await page.fill("#watcher", env("WATCHER"));
-  await page.click("#scope button[type=submit]");
+// Fluent UI's text fields and comboboxes: typed into as a person does, in the field's own input.
+async function fill(page, selector, value) {
+  await page.locator(selector).locator("input").fill(value);
 }
 
-module.exports = { env, launch, connect };
+// A Fluent UI select: opened, then the option clicked.
+async function choose(page, selector, value) {
+  await page.click(selector);
+  await page.click(`${selector} fluent-option[value="${value}"]`);
+}
+
+// A Fluent UI checkbox clicked into the wanted state (it shows its state on its next frame).
+async function tick(page, selector, wanted) {
+  if ((await page.$eval(selector, (box) => box.checked)) !== wanted) await page.click(selector);
+  await page.waitForSelector(`${selector}[aria-checked="${wanted}"]`);
+}
+
+const valueOf = (page, selector) => page.$eval(selector, (element) => element.value);
+
+async function connect(page) {
+  await page.goto(env("CONSOLE_URL"));
+  await page.waitForFunction(() => customElements.get("fluent-text-field") !== undefined);
+  await fill(page, "#token", env("TOKEN"));
+  await fill(page, "#subscription", env("SUBSCRIPTION"));
+  await fill(page, "#resourceGroup", env("RESOURCE_GROUP"));
+  await fill(page, "#watcher", env("WATCHER"));
+  await page.click("#connect");
+}
+
+module.exports = { env, launch, connect, fill, choose, tick, valueOf };

@@ -2,7 +2,7 @@
 // "Virtual machine scale set", the scale set, one instance unchecked in the instance
 // picker; waits for it Running and saves screenshots. Settings from the environment (see
 // test_scale_sets.py).
-const { env, launch, connect } = require("./console_lib.cjs");
+const { env, launch, connect, fill, choose, tick } = require("./console_lib.cjs");
 
 (async () => {
   const shots = env("SCREENSHOTS");
@@ -12,12 +12,12 @@ const { env, launch, connect } = require("./console_lib.cjs");
   const name = env("CAPTURE_NAME");
   try {
     await connect(page);
-    await page.waitForSelector("#target option", { state: "attached" });
-    await page.selectOption("#targetType", "AzureVMSS");
-    await page.selectOption("#target", env("SCALE_SET"));
-    await page.locator(`#instances input[value="${env("UNCHECK")}"]`).uncheck();
-    await page.fill("#name", name);
-    await page.fill("#filePath", `/var/captures/e2e/${name}.cap`);
+    await page.waitForSelector("#target fluent-option", { state: "attached" });
+    await choose(page, "#targetType", "AzureVMSS");
+    await choose(page, "#target", env("SCALE_SET"));
+    await tick(page, `#instances fluent-checkbox[value="${env("UNCHECK")}"]`, false);
+    await fill(page, "#name", name);
+    await fill(page, "#filePath", `/var/captures/e2e/${name}.cap`);
     await page.screenshot({ path: `${shots}/vmss-1-create-form.png`, fullPage: true });
     await page.click("#start");
     await page.waitForFunction((n) => document.querySelector(`tr[data-name="${n}"] td.status`)?.textContent === "Running", name);

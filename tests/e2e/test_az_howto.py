@@ -132,16 +132,17 @@ def test_storage_path_names_the_container_the_capture_is_stored_in(lab, howto_vm
     made = ok(az(lab, "network", "watcher", "packet-capture", "create", "-g", GROUP, "--vm", howto_vm.vm.name,
                  "-n", "myVM_3", "--storage-account", "devstoreaccount1", "--storage-path", container,
                  "--time-limit", "60"))
-    assert made["storageLocation"]["storagePath"] == container
+    assert made["storageLocation"]["storagePath"].startswith(container + "/subscriptions/"), "as az shows it from create"
     deadline = time.monotonic() + 30
     while ok(az(lab, "network", "watcher", "packet-capture", "show-status", "-l", REGION,
                 "-n", "myVM_3"))["packetCaptureStatus"] != "Running":
         assert time.monotonic() < deadline
     assert az(lab, "network", "watcher", "packet-capture", "stop", "-l", REGION, "-n", "myVM_3").returncode == 0
-    assert ok(az(lab, "network", "watcher", "packet-capture", "wait", "-l", REGION, "-n", "myVM_3", "--custom",
-                 "contains(storageLocation.storagePath, '/howto-caps/subscriptions/')", "--interval", "1",
-                 "--timeout", "60")) is None
+    while not ok(az(lab, "network", "watcher", "packet-capture", "show-status", "-l", REGION,
+                    "-n", "myVM_3")).get("packetWatchStored"):
+        assert time.monotonic() < deadline + 60
     stored = ok(az(lab, "network", "watcher", "packet-capture", "show", "-l", REGION, "-n", "myVM_3"))
+    assert stored["storageLocation"]["storagePath"] == made["storageLocation"]["storagePath"]
     blob = stored["storageLocation"]["storagePath"].split("/howto-caps/", 1)[1]
     service = BlobServiceClient.from_connection_string(lab.azurite.connection_string)
     assert service.get_blob_client("howto-caps", blob).download_blob().readall()[:4] == bytes.fromhex("d4c3b2a1")

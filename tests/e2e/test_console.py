@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from lab.azurite import STORAGE_ID
 from lab.traffic import inbound, send
 from shared.resource_ids import CaptureId
 
@@ -40,28 +39,38 @@ def drive(flow_file: str, env: dict[str, str], step: Callable[[str], None]) -> s
 
 @pytest.mark.skipif(shutil.which("chromium") is None or not PLAYWRIGHT_CORE.exists(),
                     reason="make setup installs chromium and playwright-core")
-def test_the_console_creates_stops_downloads_and_deletes_a_capture(lab, tmp_path):
+@pytest.mark.parametrize("viewport", ["desktop", "phone"])
+def test_the_console_creates_stops_downloads_and_deletes_a_capture(lab, tmp_path, viewport):
     vm = lab.vm1
     name = f"console-{secrets.token_hex(3)}"
-    SCREENSHOTS.mkdir(exist_ok=True)
+    shots = SCREENSHOTS / viewport
+    shots.mkdir(parents=True, exist_ok=True)
+    for old in shots.glob("*.png"):
+        old.unlink()
     downloaded = tmp_path / "download.cap"
+    port = {"desktop": 7700, "phone": 7720}[viewport]
     env = {**os.environ, "PLAYWRIGHT_CORE": str(PLAYWRIGHT_CORE), "SCREENSHOTS": str(SCREENSHOTS),
+           "VIEWPORT_NAME": viewport, "VIEWPORT": {"desktop": "1400x900", "phone": "390x844"}[viewport],
            "CONSOLE_URL": lab.stack.api_url + "/", "TOKEN": lab.stack.token, "SUBSCRIPTION": vm.vm.subscription,
            "RESOURCE_GROUP": vm.vm.resource_group, "WATCHER": "console-watcher", "TARGET": vm.vm.arm_id,
-           "CAPTURE_NAME": name, "STORAGE_ID": STORAGE_ID, "LOCAL_PORT": "7700", "DOWNLOAD_TO": str(downloaded),
-           "RING_NAME": f"{name}-ring"}
+           "CAPTURE_NAME": name, "STORAGE_ACCOUNT": "devstoreaccount1", "LOCAL_PORT": str(port),
+           "DOWNLOAD_TO": str(downloaded)}
+    if viewport == "desktop":
+        env["RING_NAME"] = f"{name}-ring"
     def running(first: str) -> None:
         assert first.strip() == "RUNNING"
-        send(vm, [inbound(vm, "UDP", 7701, 7700, payload=64), inbound(vm, "UDP", 7701, 7799)], repeat=6)
+        send(vm, [inbound(vm, "UDP", port + 1, port, payload=64), inbound(vm, "UDP", port + 1, port + 99)], repeat=6)
 
     drive("console_flow.cjs", env, running)
     data = downloaded.read_bytes()
     assert data[:4] == bytes.fromhex("d4c3b2a1")
-    assert (len(data) - 24) == 6 * (16 + 14 + 20 + 8 + 64), "the 6 packets to local port 7700, nothing else"
-    assert sorted(p.name for p in SCREENSHOTS.glob("[1-7]-*.png")) == [
-        "1-connected.png", "2-create-form.png", "3-running.png", "4-stopped.png", "5-downloaded.png",
-        "6-deleted.png", "7-continuous-running.png"]
-
+    assert (len(data) - 24) == 6 * (16 + 14 + 20 + 8 + 64), "the 6 packets to the filter's local port, nothing else"
+    steps = ["1-connected.png", "2-create-form.png", "3-running.png", "4-stopped.png", "5-downloaded.png",
+             "6-deleted.png"]
+    assert sorted(p.name for p in shots.glob("[1-7]-*.png")) == steps + (
+        ["7-continuous-running.png"] if viewport == "desktop" else [])
+    if viewport == "phone":
+        return
     ring = CaptureId(vm.vm.subscription, vm.vm.resource_group, "console-watcher", f"{name}-ring")
     properties = lab.client.get(ring).json()["properties"]
     assert properties["continuousCapture"] is True and properties["storageLocation"] == {

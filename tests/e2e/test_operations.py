@@ -61,7 +61,7 @@ def _capture_with_upload(lab, port: int, packets: int) -> CaptureId:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not [d for d in lab.sink.for_subject(capture.arm_id) if d.answered == 200]:
         time.sleep(0.2)
-    assert lab.client.get(capture).json()["properties"]["storageLocation"].get("storagePath")
+    assert lab.client.status(capture)["packetWatchStored"] is True
     return capture
 
 

@@ -37,21 +37,17 @@ def _run(lab, name: str, port: int, packets: int, payload: int = 20, **location)
     capture = _capture(lab, name)
     body = {"target": lab.vm1.vm.arm_id, "timeLimitInSeconds": 120, "storageLocation": location,
             "filters": [{"protocol": "UDP", "localPort": str(port)}]}
-    assert lab.client.create(capture, body).status_code == 201
+    made = lab.client.create(capture, body)
+    assert made.status_code == 201
+    if location.get("storageId"):  # as Azure does: where the file will be, known from create
+        planned = made.json()["properties"]["storageLocation"]["storagePath"]
+        assert planned.endswith(f"/{BLOB_CONTAINER}/{blob_path(lab.vm1.vm, _created(lab, capture))}")
+        assert lab.client.status(capture)["packetWatchStored"] is False or lab.client.get(capture).json()[
+            "properties"]["storageLocation"]["storagePath"] == planned
     lab.client.wait_for(capture, "Running")
     send(lab.vm1, [inbound(lab.vm1, "UDP", port + 1, port, payload=payload)], repeat=packets)
     lab.client.stop(capture)
     return capture, lab.client.wait_for(capture, "Stopped", "Error", timeout=30)
-
-
-def _wait_for_storage_path(lab, capture: CaptureId, timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        path = lab.client.get(capture).json()["properties"]["storageLocation"].get("storagePath")
-        if path:
-            return path
-        time.sleep(0.2)
-    raise TimeoutError(f"{capture.name} has no storagePath after {timeout}s")
 
 
 def _blob_service(lab) -> BlobServiceClient:
@@ -74,7 +70,8 @@ def _created(lab, capture: CaptureId) -> datetime:
 
 def test_a_capture_with_a_storage_account_is_uploaded_verified_and_its_spool_removed(lab, tmp_path):
     capture, status = _run(lab, "upload", 7300, 10, storageId=STORAGE_ID)
-    storage_path = _wait_for_storage_path(lab, capture)
+    storage_path = lab.client.wait_stored(capture)
+    assert lab.client.status(capture)["packetWatchStored"] is True
     summary = status["packetWatchSummary"]
     expected = blob_path(lab.vm1.vm, _created(lab, capture))
     assert storage_path == f"http://127.0.0.1:{lab.azurite.port}/devstoreaccount1/{BLOB_CONTAINER}/{expected}"
@@ -124,7 +121,7 @@ def test_a_capture_with_a_storage_account_is_uploaded_verified_and_its_spool_rem
 def test_a_file_path_with_a_storage_account_stays_on_the_vm_after_upload(lab):
     capture, status = _run(lab, "both", 7310, 5, storageId=STORAGE_ID,
                            filePath=f"/var/captures/e2e/both-{secrets.token_hex(3)}.cap")
-    storage_path = _wait_for_storage_path(lab, capture)
+    storage_path = lab.client.wait_stored(capture)
     local = Path(status["packetWatchSummary"]["filePaths"][0])
     assert local.exists()
     assert _blob_sha256(lab, storage_path) == hashlib.sha256(local.read_bytes()).hexdigest()
@@ -197,7 +194,7 @@ def test_azurite_stopped_in_the_middle_of_an_upload_loses_nothing(lab):
     lab.azurite.stop()
     time.sleep(3)
     lab.azurite.start()
-    storage_path = _wait_for_storage_path(lab, capture, timeout=90)
+    storage_path = lab.client.wait_stored(capture, timeout=90)
     assert _blob_sha256(lab, storage_path) == status["packetWatchSummary"]["sha256"]
     prefix = blob.blob_name.rsplit("/", 1)[0] + "/"
     names = [b.name for b in _blob_service(lab).get_container_client(BLOB_CONTAINER).list_blobs(name_starts_with=prefix)]
@@ -213,7 +210,7 @@ def test_an_agent_restarted_between_capture_end_and_upload_still_uploads(lab):
     finally:
         lab.azurite.start()
     lab.stack.start_agent(lab.vm1)
-    storage_path = _wait_for_storage_path(lab, capture, timeout=90)
+    storage_path = lab.client.wait_stored(capture, timeout=90)
     assert _blob_sha256(lab, storage_path) == status["packetWatchSummary"]["sha256"]
 
 
@@ -261,7 +258,7 @@ def test_an_account_reached_through_entra_id_gets_user_delegation_sas_and_no_key
 
     capture, status = _run(lab, "keyless", 7350, 6, payload=64, storageId=lab.entra.storage_id)
     assert status["packetCaptureStatus"] == "Stopped"
-    storage_path = _wait_for_storage_path(lab, capture)
+    storage_path = lab.client.wait_stored(capture)
     assert storage_path.startswith(f"{lab.entra.azurite.account_url}/{BLOB_CONTAINER}/")
     assert "https://storage.azure.com" in lab.entra.identity.resources, "the API asked its identity for a token"
 
