@@ -73,6 +73,10 @@ bench: setup
 	$(PY) -m bench.look_back
 	$(PY) -m bench.scale_set
 	$(PY) -m bench.alerts
+	$(PY) -m bench.statistics_pass
+	$(PY) -m bench.upload
+	$(PY) -m bench.registry_list
+	$(PY) -m bench.control_throughput
 
 clean:
 	rm -rf $(VENV) .packetwatch .tools

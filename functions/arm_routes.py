@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from functions.access import requirement
@@ -14,7 +16,8 @@ from functions.deps import ApiVersion, CapturePath, WatcherPath, api_version
 from functions.request_limits import read_json
 from functions.openapi_bodies import json_body
 from shared.access import AccessConfig, Role
-from shared.arm import PacketCapture, PacketCaptureListResult
+from shared.arm import PacketCapture
+from shared.capture_listing import MAX_TOP, PageRequest, list_page
 from shared.capture_spec import parse_body
 from shared.resource_ids import CaptureId
 
@@ -50,9 +53,21 @@ def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
         return JSONResponse(service.result(registry.get(capture)).to_arm())
 
     @router.get(CAPTURES, dependencies=reader)
-    def list_captures(watcher: WatcherPath) -> JSONResponse:
-        result = PacketCaptureListResult(value=[service.result(record) for record in registry.list(watcher)])
-        return JSONResponse(result.to_arm())
+    def list_captures(watcher: WatcherPath, request: Request,
+                      top: Annotated[str | None, Query(alias="$top", description=f"opt-in paging: at most this many "
+                                                       f"captures (1-{MAX_TOP}), with a nextLink to the rest")] = None,
+                      skip_token: Annotated[str | None, Query(alias="$skipToken", description="from a nextLink")] = None,
+                      expand: Annotated[str | None, Query(alias="$expand", description="'status': each capture's "
+                                                          "status beside it, as queryStatus gives it")] = None,
+                      ) -> Response:
+        """Every capture of the watcher (Azure's SDK follows no nextLink here), or with `$top` a
+        page of them and a nextLink to the next."""
+        page = list_page(registry.engine, watcher, PageRequest.parse(top, skip_token, expand), service.planned_path,
+                         lambda arm_id: service.query_status(registry.get(CaptureId.parse(arm_id))).to_arm())
+        body = '{"value":[' + ",".join(page.items) + "]"
+        if page.skip_token is not None:
+            body += ',"nextLink":' + json.dumps(str(request.url.include_query_params(**{"$skipToken": page.skip_token})))
+        return Response(body + "}", media_type="application/json")
 
     @router.post(ONE + "/stop", dependencies=contributor)
     def stop(capture: CapturePath) -> Response:

@@ -76,17 +76,23 @@ class CaptureService:
     def result(self, record: CaptureRecord) -> PacketCaptureResult:
         """The capture as ARM shows it: a one-file capture to a storage account has its blob's
         URL in storagePath from create on, as Azure does (packetWatchStored says once it is there)."""
-        location = record.parameters.storage_location
-        if record.storage_path or not location.storage_id or record.parameters.continuous_capture is not None \
-                or record.status is PcStatus.UNKNOWN:
+        if record.storage_path:
             return record.to_result()
+        return record.to_result(self.planned_path(record.parameters.to_arm(), record.created_at))
+
+    def planned_path(self, properties: dict, created_at: datetime) -> str | None:
+        """Where a one-file capture to a storage account will be stored (`properties` as ARM
+        shows them); None for other captures, or an account no longer configured."""
+        location = properties.get("storageLocation") or {}
+        if not location.get("storageId") or properties.get("continuousCapture") is not None \
+                or properties.get("targetType") == "AzureVMSS":
+            return None
         try:
-            account = self.accounts.lookup(location.storage_id)
-            container = container_of(location.storage_path)
-        except InvalidField:  # an account no longer configured: nowhere to predict
-            return record.to_result()
-        vm = VirtualMachineId.parse(record.parameters.target)
-        return record.to_result(account.blob_url(blob_path(vm, record.created_at), container))
+            account = self.accounts.lookup(location["storageId"])
+            container = container_of(location.get("storagePath"))
+        except InvalidField:
+            return None
+        return account.blob_url(blob_path(VirtualMachineId.parse(properties["target"]), created_at), container)
 
     def _ensure_container(self, account: StorageAccount, container: str) -> None:
         """Once per account, container and process; if storage is away now, the upload waits for it."""

@@ -56,12 +56,15 @@ def make_celery(name: str, broker_url: str) -> Celery:
 
 
 def run_worker(app: Celery, queue: str, hostname: str, concurrency: int) -> None:
-    """Consume one queue on threads until shut down, as every PacketWatch worker does. Celery's
-    banner is left out (every line goes through logging, so JSON logs stay JSON)."""
+    """Consume one queue until shut down, as every PacketWatch worker does: on `concurrency`
+    threads, or on the consuming thread itself when it is 1 (so a deep prefetch is acked
+    safely: one thread on the connection). Celery's banner is left out (every line goes
+    through logging, so JSON logs stay JSON)."""
     log.info("worker %s consuming %s (%d threads, task events on)", hostname, queue, concurrency)
     stdout_into_log()
+    pool = ["--pool", "solo"] if concurrency == 1 else ["--pool", "threads", "--concurrency", str(concurrency)]
     app.worker_main([
-        "--quiet", "worker", "--pool", "threads", "--concurrency", str(concurrency), "--queues", queue,
+        "--quiet", "worker", *pool, "--queues", queue,
         "--hostname", hostname, "--without-gossip", "--without-mingle", "--task-events",
         "--loglevel", logging.getLevelName(logging.getLogger().getEffectiveLevel()),
     ])

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from datetime import datetime, timezone
 
 from sqlalchemy import create_engine, delete, event, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -163,6 +166,18 @@ class Registry:
             raise CaptureNotFound(capture.arm_id)
         return record
 
+    def import_captures(self, entries: list[tuple[CaptureId, PacketCaptureParameters, datetime, PcStatus]],
+                        chunk: int = 5000) -> int:
+        """The bulk path for registry set-up (benchmarks, imports): captures recorded as they
+        stand, a chunk per transaction, no capture request sent. Returns how many."""
+        for start in range(0, len(entries), chunk):
+            with self.engine.begin() as conn:
+                conn.execute(insert(captures), [
+                    row_values(capture, parameters, parameters.target.lower(), uuid.uuid4().hex, created_at,
+                               capture.watcher_path.lower(), status)
+                    for capture, parameters, created_at, status in entries[start:start + chunk]])
+        return len(entries)
+
     def list(self, watcher_path: str) -> list[CaptureRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(captures).where(captures.c.watcher_key == watcher_path.lower())
@@ -224,18 +239,24 @@ class Registry:
             return conn.execute(delete(captures).where(captures.c.key == capture.key)).rowcount == 1
 
     def record_heartbeat(self, beat: Heartbeat, received_at: datetime) -> None:
-        """Liveness is judged by when the control plane heard the agent, on its own clock."""
-        vm_key = beat.vm_id.lower()
-        values = dict(vm_id=beat.vm_id, version=beat.version, hostname=beat.hostname, interface=beat.interface,
-                      last_seen=as_utc(received_at), running=json.dumps(beat.running), location=beat.location,
-                      progress=json.dumps({run: p.model_dump() for run, p in beat.progress.items()}))
+        self.record_heartbeats([(beat, received_at)])
+
+    def record_heartbeats(self, beats: list[tuple[Heartbeat, datetime]]) -> None:
+        """Liveness is judged by when the control plane heard the agent, on its own clock. Many
+        beats go in one transaction, an upsert per agent (the latest beat of each)."""
+        latest = {beat.vm_id.lower(): (beat, received_at) for beat, received_at in beats}
+        rows = [dict(vm_key=vm_key, vm_id=beat.vm_id, version=beat.version, hostname=beat.hostname,
+                     interface=beat.interface, last_seen=as_utc(received_at), running=json.dumps(beat.running),
+                     location=beat.location,
+                     progress=json.dumps({run: p.model_dump() for run, p in beat.progress.items()}))
+                for vm_key, (beat, received_at) in latest.items()]
+        if not rows:
+            return
+        upsert = (sqlite_insert if self.engine.dialect.name == "sqlite" else postgresql_insert)(agents)
+        upsert = upsert.on_conflict_do_update(index_elements=[agents.c.vm_key], set_={
+            name: upsert.excluded[name] for name in rows[0] if name != "vm_key"})
         with self.engine.begin() as conn:
-            if conn.execute(update(agents).where(agents.c.vm_key == vm_key).values(**values)).rowcount == 0:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(insert(agents).values(vm_key=vm_key, **values))
-                except IntegrityError:
-                    conn.execute(update(agents).where(agents.c.vm_key == vm_key).values(**values))
+            conn.execute(upsert, rows)
 
     def running(self) -> list[CaptureRecord]:
         with self.engine.connect() as conn:

@@ -124,7 +124,8 @@ def record_of(row) -> CaptureRecord:  # type: ignore[no-untyped-def]
 def row_values(capture: CaptureId, parameters: PacketCaptureParameters, target_key: str, run_id: str,
          created_at: datetime, watcher_key: str, status: PcStatus) -> dict[str, object]:
     return dict(key=capture.key, arm_id=capture.arm_id, watcher_key=watcher_key, name=capture.name,
-                target_key=target_key, parameters=parameters.model_dump_json(by_alias=True), status=status.value,
+                target_key=target_key, parameters=parameters.model_dump_json(by_alias=True, exclude_none=True),
+                status=status.value,
                 errors="[]", etag=new_etag(), run_id=run_id, stop_requested=0, created_at=created_at)
 
 

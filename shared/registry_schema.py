@@ -3,7 +3,7 @@ A change here comes with a migration in shared/migrations/versions (`packetwatch
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -27,6 +27,9 @@ captures = Table(
     Column("stop_requested", Integer, nullable=False, default=0),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# GET list and its pages read a watcher's captures in this order (migration 0005).
+Index("ix_packet_captures_list_order", captures.c.watcher_key, captures.c.created_at, captures.c.key)
 
 agents = Table(
     "agents", metadata,

@@ -29,6 +29,7 @@ import re
 import threading
 from datetime import datetime, timedelta, timezone
 from typing import Literal
+from urllib.parse import quote
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, UserDelegationKey, generate_blob_sas
@@ -75,6 +76,7 @@ class StorageAccount(BaseModel):
     _client: BlobServiceClient | None = PrivateAttr(default=None)
     _delegation_key: tuple[UserDelegationKey, datetime] | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _container_urls: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_way_in(self) -> "StorageAccount":
@@ -111,8 +113,12 @@ class StorageAccount(BaseModel):
             pass
 
     def blob_url(self, blob_name: str, container: str = BLOB_CONTAINER) -> str:
-        """The URL of one blob of a captures' container, as the storage SDK spells it."""
-        return self.client().get_blob_client(container, blob_name).url
+        """The URL of one blob of a captures' container, as the storage SDK spells it (its
+        container's URL, then the name quoted as the SDK quotes it), cheap enough per listed row."""
+        prefix = self._container_urls.get(container)
+        if prefix is None:
+            prefix = self._container_urls[container] = self.client().get_container_client(container).url
+        return f"{prefix}/{quote(blob_name, safe='~/')}"
 
     def blob_sas_url(self, blob_name: str, permission: BlobSasPermissions, expiry: datetime,
                      container: str = BLOB_CONTAINER) -> str:

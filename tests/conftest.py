@@ -1,14 +1,10 @@
-import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import create_engine, text
 
+from lab.databases import new_postgres_database
 from lab.stack import temporary_vhost
 from shared.registry import Registry
-
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture(scope="session")
@@ -16,21 +12,6 @@ def broker_url() -> Iterator[str]:
     """A RabbitMQ virtual host of this run's own on the real broker."""
     with temporary_vhost() as url:
         yield url
-
-
-@contextmanager
-def new_postgres_database() -> Iterator[str]:
-    """A new, empty database on the real PostgreSQL, dropped afterwards: its URL."""
-    name = f"packetwatch_test_{secrets.token_hex(4)}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,10 @@ const API_VERSION = "2026-01-01";
 const $ = (id) => document.getElementById(id);
 const state = { token: "", subscription: "", resourceGroup: "", watcher: "", timer: null, agents: [], rows: [],
                 sort: { key: "started", ascending: false }, details: null, seen: null,
-                selected: new Set(), where: new Map(), shown: "" };  // where: a capture's file, once settled
+                selected: new Set(), where: new Map(), shown: "", page: 0 };  // where: a capture's file, once settled
 const CONNECTION = ["token", "subscription", "resourceGroup", "watcher"];
 const EVERY_WATCHER = "*";
+const PAGE_ROWS = 100;
 // What a field holds as typed (a Fluent combobox commits its value only when it loses focus).
 const typed = (id) => (($(id).control ? $(id).control.value : $(id).value) || "").trim();
 
@@ -87,18 +88,19 @@ async function download(capture) {
   say(`Downloading ${capture.name}`);
 }
 
+// Each capture with its status, in one request per watcher ($expand=status), not one per capture.
 async function listCaptures() {
-  if (state.watcher !== EVERY_WATCHER) return (await call("GET", `${watcherPath()}/packetCaptures`)).value;
-  const lists = await Promise.all((await watchers()).map((w) => call("GET", `${w.id}/packetCaptures`)));
-  return lists.flatMap((list) => list.value);
+  const list = (watcher) => call("GET", `${watcher}/packetCaptures?$expand=status`);
+  if (state.watcher !== EVERY_WATCHER) return (await list(watcherPath())).value;
+  const lists = await Promise.all((await watchers()).map((w) => list(w.id)));
+  return lists.flatMap((answer) => answer.value);
 }
 
 async function refresh() {
   if (!state.token) return;
   try {
     const captures = await listCaptures();
-    state.rows = await Promise.all(captures.map(async (capture) =>
-      [capture, await call("POST", `${capture.id}/queryStatus`)]));
+    state.rows = captures.map((capture) => [capture, capture.packetWatchStatus]);
     const present = new Set(captures.map((capture) => capture.id));
     for (const id of state.selected) if (!present.has(id)) state.selected.delete(id);
     notifyChanges();
@@ -117,10 +119,19 @@ const SORT_KEYS = {
 function render() {
   const query = $("search").value.trim().toLowerCase();
   const key = SORT_KEYS[state.sort.key];
-  const rows = state.rows.filter(([capture, status]) => !query ||
+  let rows = state.rows.filter(([capture, status]) => !query ||
     [capture.name, capture.properties.target, status.packetCaptureStatus].join(" ").toLowerCase().includes(query))
     .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0) * (state.sort.ascending ? 1 : -1));
-  const shown = JSON.stringify([query, state.sort, state.rows.length, rows.map(([capture, status]) => [capture.id,
+  const pages = Math.max(1, Math.ceil(rows.length / PAGE_ROWS));
+  state.page = Math.min(state.page, pages - 1);
+  const first = state.page * PAGE_ROWS;
+  $("pageInfo").textContent = rows.length > PAGE_ROWS ?
+    `${first + 1}-${Math.min(first + PAGE_ROWS, rows.length)} of ${rows.length}` : "";
+  $("prevPage").hidden = $("nextPage").hidden = rows.length <= PAGE_ROWS;
+  $("prevPage").disabled = state.page === 0;
+  $("nextPage").disabled = state.page >= pages - 1;
+  rows = rows.slice(first, first + PAGE_ROWS);  // a grid of 10,000 captures shows a page at a time
+  const shown = JSON.stringify([query, state.sort, state.rows.length, first, rows.map(([capture, status]) => [capture.id,
     status.packetCaptureStatus, status.stopReason, status.captureStartTime, status.packetWatchStored,
     (status.packetCaptureError || []).join(), status.packetWatchSummary && status.packetWatchSummary.packets])]);
   if (shown === state.shown) return;  // nothing a reader would see changed: the rows (and any focus in them) stay
@@ -304,7 +315,9 @@ async function fillWatchers() {
 }
 
 $("scope").addEventListener("submit", (event) => { event.preventDefault(); connect(); });
-$("search").addEventListener("input", render);
+$("search").addEventListener("input", () => { state.page = 0; render(); });
+$("prevPage").addEventListener("click", () => { state.page -= 1; render(); });
+$("nextPage").addEventListener("click", () => { state.page += 1; render(); });
 $("closeDetails").addEventListener("click", closeDetails);
 $("detailsDownload").addEventListener("click", async () => {
   const found = state.rows.find(([capture]) => capture.id === state.details);

@@ -103,6 +103,27 @@ def test_heartbeats_record_when_the_agent_was_last_heard(registry):
     assert (agent.version, agent.last_seen, agent.running) == ("1", T0 + timedelta(seconds=10), ["r1"])
 
 
+def test_the_control_worker_writes_many_heartbeats_at_once_the_latest_of_each_agent_winning(registry):
+    from workers.heartbeat_batch import HeartbeatBatch
+
+    vms = [f"/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/hb-{secrets.token_hex(3)}"
+           for _ in range(300)]
+    batch = HeartbeatBatch(registry)
+    for round_ in range(3):
+        for vm in vms:
+            batch.add(Heartbeat(vm_id=vm, version=str(round_), hostname="h", reported_at=T0, running=[f"r{round_}"]),
+                      T0 + timedelta(seconds=round_))
+    assert [a for a in registry.list_agents() if a.vm_id in vms] == [], "nothing written before the flush"
+    assert batch.flush() == 300 and batch.flush() == 0
+    found = {a.vm_id: a for a in registry.list_agents() if a.vm_id in vms}
+    assert len(found) == 300 and {(a.version, a.last_seen, tuple(a.running)) for a in found.values()} == {
+        ("2", T0 + timedelta(seconds=2), ("r2",))}
+    batch.add(Heartbeat(vm_id=vms[0].upper(), version="3", hostname="h", reported_at=T0), T0 + timedelta(seconds=3))
+    batch.flush()
+    assert [a.version for a in registry.list_agents() if a.vm_id.lower() == vms[0].lower()] == ["3"], \
+        "one agent, whatever the case of its ID"
+
+
 def _stop(record) -> Outgoing:
     return Outgoing(task=TaskName.STOP, queue="q", payload={"run_id": record.run_id})
 
