@@ -17,8 +17,15 @@ async function launch() {
 }
 
 // Fluent UI's text fields and comboboxes: typed into as a person does, in the field's own input.
+// As a person does: click into the field, type, Tab on (which closes a combobox's list of
+// suggestions, that would otherwise lie over the next field).
 async function fill(page, selector, value) {
-  await page.locator(selector).locator("input").fill(value);
+  const input = page.locator(selector).locator("input");
+  await input.click();
+  await input.fill(value);
+  await input.press("Tab");
+  await page.waitForFunction(([field, wanted]) => document.querySelector(field).control.value === wanted,
+                             [selector, value]);
 }
 
 // A Fluent UI select: opened, then the option clicked.
