@@ -28,6 +28,7 @@ from lab.vms import LabVm, create_vms, remove_vms
 from shared.access import Role, create_token, load_access_config
 from shared.broker import agent_queue_name
 from shared.config import CONTROL_SIDE_ONLY
+from shared.registry import Registry
 from shared.resource_ids import VirtualMachineId
 
 LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -83,7 +84,7 @@ class Up:
         self.path("storage.json").write_text(json.dumps(
             {"accounts": {ACCOUNT: {"connectionString": azurite.connection_string}}}))
         return {**os.environ, "PACKETWATCH_BROKER_URL": self.broker_url,
-                "PACKETWATCH_DATABASE_URL": f"sqlite:///{self.path('registry.db')}",
+                "PACKETWATCH_DATABASE_URL": self.database_url,
                 "PACKETWATCH_ACCESS_CONFIG": str(self.path("access.yaml")),
                 "PACKETWATCH_STORAGE_CONFIG": str(self.path("storage.json"))}
 
@@ -123,14 +124,26 @@ class Up:
         while time.monotonic() < deadline:
             self._check_alive()
             try:
+                vms = [self.vm, *(lab.vm for lab in self.vms)]
                 if httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200 and all(
-                        has_consumer(self.broker_url, agent_queue_name(vm))
-                        for vm in [self.vm, *(lab.vm for lab in self.vms)]):
+                        has_consumer(self.broker_url, agent_queue_name(vm)) for vm in vms) and self._reported(vms):
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
         raise TimeoutError(f"the stack did not come up within {START_TIMEOUT:.0f} s; see {self.path('logs')}")
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.path('registry.db')}"
+
+    def _reported(self, vms: list[VirtualMachineId]) -> bool:
+        """Every agent's first heartbeat is in the registry: the banner's commands find them."""
+        registry = Registry.from_url(self.database_url)
+        try:
+            return all(registry.agent(vm.arm_id) is not None for vm in vms)
+        finally:
+            registry.engine.dispose()
 
     def _check_alive(self) -> None:
         for name, process in self.processes.items():
