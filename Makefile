@@ -70,6 +70,7 @@ test: setup
 
 bench: setup
 	$(PY) -m bench.capture
+	$(PY) -m bench.drain
 	$(PY) -m bench.look_back
 	$(PY) -m bench.scale_set
 	$(PY) -m bench.alerts
