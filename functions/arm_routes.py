@@ -64,10 +64,10 @@ def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
         page of them and a nextLink to the next."""
         page = list_page(registry.engine, watcher, PageRequest.parse(top, skip_token, expand), service.planned_path,
                          lambda arm_id: service.query_status(registry.get(CaptureId.parse(arm_id))).to_arm())
-        body = '{"value":[' + ",".join(page.items) + "]"
-        if page.skip_token is not None:
-            body += ',"nextLink":' + json.dumps(str(request.url.include_query_params(**{"$skipToken": page.skip_token})))
-        return Response(body + "}", media_type="application/json")
+        link = "" if page.skip_token is None else \
+            ',"nextLink":' + json.dumps(str(request.url.include_query_params(**{"$skipToken": page.skip_token})))
+        return Response("".join(('{"value":[', ",".join(page.items), "]", link, "}")).encode(),
+                        media_type="application/json")
 
     @router.post(ONE + "/stop", dependencies=contributor)
     def stop(capture: CapturePath) -> Response:

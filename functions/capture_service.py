@@ -32,6 +32,7 @@ from shared.failpoints import failpoint
 from shared.outbox import PendingMessage
 from shared.messages import Outgoing, UploadTarget
 from shared.registry import AlertClaim, CaptureRecord, Created, InstancePart, Registry
+from shared.registry_records import plans_a_blob
 from shared.resource_ids import CaptureId, ScaleSetId, VirtualMachineId
 from shared.scale_sets import in_scope, scale_set_status
 from shared.storage_accounts import SAS_MARGIN, StorageAccount, StorageAccounts
@@ -78,21 +79,19 @@ class CaptureService:
         URL in storagePath from create on, as Azure does (packetWatchStored says once it is there)."""
         if record.storage_path:
             return record.to_result()
-        return record.to_result(self.planned_path(record.parameters.to_arm(), record.created_at))
+        return record.to_result(self.planned_path(record.parameters, record.created_at))
 
-    def planned_path(self, properties: dict, created_at: datetime) -> str | None:
-        """Where a one-file capture to a storage account will be stored (`properties` as ARM
-        shows them); None for other captures, or an account no longer configured."""
-        location = properties.get("storageLocation") or {}
-        if not location.get("storageId") or properties.get("continuousCapture") is not None \
-                or properties.get("targetType") == "AzureVMSS":
+    def planned_path(self, parameters: PacketCaptureParameters, created_at: datetime) -> str | None:
+        """Where a one-file capture to a storage account will be stored; None for other
+        captures, or an account no longer configured."""
+        if not plans_a_blob(parameters):
             return None
         try:
-            account = self.accounts.lookup(location["storageId"])
-            container = container_of(location.get("storagePath"))
+            account = self.accounts.lookup(parameters.storage_location.storage_id)  # type: ignore[arg-type]
+            container = container_of(parameters.storage_location.storage_path)
         except InvalidField:
             return None
-        return account.blob_url(blob_path(VirtualMachineId.parse(properties["target"]), created_at), container)
+        return account.blob_url(blob_path(VirtualMachineId.parse(parameters.target), created_at), container)
 
     def _ensure_container(self, account: StorageAccount, container: str) -> None:
         """Once per account, container and process; if storage is away now, the upload waits for it."""
@@ -140,7 +139,8 @@ class CaptureService:
     def _record_and_send(self, capture: CaptureId, parameters: PacketCaptureParameters, target_key: str,
                          run_id: str, request: Outgoing | None, claim: AlertClaim | None, source: str,
                          now: datetime, instances: list[InstancePart] | None = None) -> Created:
-        created = self.registry.create(capture, parameters, target_key, now, run_id, request, claim, instances)
+        created = self.registry.create(capture, parameters, target_key, now, run_id, request, claim, instances,
+                                       self.planned_path(parameters, now))
         failpoint("capture.recorded")
         try:
             self.send(created.pending)

@@ -1,8 +1,10 @@
 """Listing a watcher's captures at fleet size.
 
-One SELECT of the columns ARM shows, each item built from the JSON the registry stored (no
-per-record model round trip: the stored parameters are the validated model's own JSON, so
-dropping its nulls gives exactly what `to_arm` would). Pages are keyset pages in list order
+One SELECT, each item put together by the database from the properties JSON the registry
+stored with the capture as GET shows them (`listed`: with the blob URL planned at create,
+rewritten when the file is stored), its name, ID and etag: no JSON is parsed or built per
+item in Python. A row with no `listed` (an earlier version's, or a blob URL not known when it
+was recorded) is built from its parameters through the same model as GET. Pages are keyset pages in list order
 (creation time, then key): `$top` items after the opaque `$skipToken`, stable while captures
 are added or deleted. `$expand=status` puts each capture's status beside it, so a console
 needs one request per refresh instead of one per capture.
@@ -18,19 +20,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, literal, or_, select
 from sqlalchemy.engine import Engine, Row
 
-from shared.arm import PcStatus, format_arm_time
+from shared.arm import PacketCaptureParameters, PcStatus, format_arm_time
 from shared.errors import InvalidField
-from shared.registry_records import as_utc
+from shared.registry_records import as_utc, result_properties
 from shared.registry_schema import agents, captures
 
 MAX_TOP = 1000
-LISTED = (captures.c.key, captures.c.arm_id, captures.c.name, captures.c.parameters, captures.c.etag,
-          captures.c.storage_path, captures.c.created_at)
-STATUS = (captures.c.status, captures.c.capture_start_time, captures.c.stop_reason, captures.c.errors,
-          captures.c.error_message, captures.c.summary, captures.c.run_id, captures.c.target_key)
+# Each item put together by the database from its stored columns (names and IDs are validated
+# ARM names, with no character JSON escapes; an etag's quotes are escaped). Null for a row with
+# no stored properties (an earlier version's, or a blob not planned when it was recorded).
+ITEM = (literal('{"name":"') + captures.c.name + '","id":"' + captures.c.arm_id + '","etag":"'
+        + func.replace(captures.c.etag, '"', '\\"') + '","properties":' + captures.c.listed + "}").label("item")
+LISTED = (captures.c.key, ITEM)
+PAGED = (captures.c.created_at,)  # where the next page starts
+STATUS = (captures.c.arm_id, captures.c.parameters, captures.c.storage_path, captures.c.status,
+          captures.c.capture_start_time, captures.c.stop_reason, captures.c.errors, captures.c.error_message,
+          captures.c.summary, captures.c.run_id, captures.c.target_key)
 
 
 @dataclass(frozen=True)
@@ -73,59 +81,57 @@ def without_nulls(value: Any) -> Any:
 
 
 def list_page(engine: Engine, watcher_path: str, request: PageRequest,
-              planned_path: Callable[[dict[str, Any], datetime], str | None],
+              planned_path: Callable[[PacketCaptureParameters, datetime], str | None],
               full_status: Callable[[str], dict[str, Any]]) -> Page:
     """A watcher's captures as ARM lists them. `planned_path` gives a capture's blob URL before
     its upload; `full_status` queryStatus's answer for a capture made of parts (a scale set's
     instances, a continuous capture's files)."""
-    query = select(*LISTED, *(STATUS if request.expand_status else ())) \
+    paged = request.top is not None
+    query = select(*LISTED, *(PAGED if paged else ()), *(STATUS if request.expand_status else ())) \
         .where(captures.c.watcher_key == watcher_path.lower()).order_by(captures.c.created_at, captures.c.key)
     if request.after is not None:
         when, key = request.after
         query = query.where(or_(captures.c.created_at > when,
                                 and_(captures.c.created_at == when, captures.c.key > key)))
-    if request.top is not None:
-        query = query.limit(request.top + 1)
+    if paged:
+        query = query.limit(request.top + 1)  # type: ignore[operator]
     with engine.connect() as conn:
         rows = conn.execute(query).all()
+        token = None
+        if paged and len(rows) > request.top:  # type: ignore[operator]
+            rows = rows[:request.top]
+            last = rows[-1]
+            token = base64.urlsafe_b64encode(json.dumps([as_utc(last.created_at).isoformat(),  # type: ignore[union-attr]
+                                                         last.key]).encode()).decode().rstrip("=")
         live = _live_progress(conn, rows) if request.expand_status else {}
-    token = None
-    if request.top is not None and len(rows) > request.top:
-        rows = rows[:request.top]
-        last = rows[-1]
-        token = base64.urlsafe_b64encode(json.dumps([as_utc(last.created_at).isoformat(),  # type: ignore[union-attr]
-                                                     last.key]).encode()).decode().rstrip("=")
+        built = _built(conn, [row.key for row in rows if row.item is None], planned_path)
     items = []
     for row in rows:
-        status = None
+        item = row.item or built[row.key]
         if request.expand_status:
             parameters = json.loads(row.parameters)
             if row.status == PcStatus.UNKNOWN.value or parameters.get("continuousCapture") is not None:
                 status = {key: value for key, value in full_status(row.arm_id).items() if key not in ("name", "id")}
             else:
                 status = _status(row, parameters, live.get(row.run_id))
-        items.append(_item(row, planned_path, status))
+            item = item[:-1] + ',"packetWatchStatus":' + json.dumps(status, separators=(",", ":"),
+                                                                    ensure_ascii=False) + "}"
+        items.append(item)
     return Page(items, token)
 
 
-def _item(row: Row, planned_path: Callable[[dict[str, Any], datetime], str | None],
-          status: dict[str, Any] | None) -> str:
-    """One capture's JSON. Most are the stored parameters as they are, with provisioningState
-    added; one with a blob (stored or planned), a status, or nulls stored by an earlier version
-    is parsed and built."""
-    text = row.parameters
-    if status is None and not row.storage_path and '"storageId"' not in text and ":null" not in text:
-        return (f'{{"name":{_quoted(row.name)},"id":{_quoted(row.arm_id)},"etag":{_quoted(row.etag)},'
-                f'"properties":{text[:-1]},"provisioningState":"Succeeded"}}}}')
-    properties = without_nulls(json.loads(text))
-    properties["provisioningState"] = "Succeeded"
-    path = row.storage_path or planned_path(properties, as_utc(row.created_at))  # type: ignore[arg-type]
-    if path:
-        properties["storageLocation"]["storagePath"] = path
-    item = {"name": row.name, "id": row.arm_id, "etag": row.etag, "properties": properties}
-    if status is not None:
-        item["packetWatchStatus"] = status
-    return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+def _built(conn, keys: list[str],  # type: ignore[no-untyped-def]
+           planned_path: Callable[[PacketCaptureParameters, datetime], str | None]) -> dict[str, str]:
+    """These captures' items built from their parameters, as GET builds them."""
+    built = {}
+    for chunk in [keys[i:i + 500] for i in range(0, len(keys), 500)]:
+        for row in conn.execute(select(captures).where(captures.c.key.in_(chunk))):
+            parameters = PacketCaptureParameters.model_validate_json(row.parameters)
+            path = row.storage_path or planned_path(parameters, as_utc(row.created_at))  # type: ignore[arg-type]
+            properties = result_properties(parameters, path).model_dump_json(by_alias=True, exclude_none=True)
+            built[row.key] = (f'{{"name":{_quoted(row.name)},"id":{_quoted(row.arm_id)},"etag":{_quoted(row.etag)},'
+                              f'"properties":{properties}}}')
+    return built
 
 
 def _quoted(text: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from sqlalchemy import create_engine, delete, event, func, insert, select, update
@@ -26,7 +27,8 @@ from shared.messages import Heartbeat, Outgoing, StatusEvent, TaskName, UploadRe
 from shared.outbox import PendingMessage
 from shared.registry_migrations import prepare
 from shared.registry_records import (  # noqa: F401 (AlertClaim, Created, InstancePart: the registry's API)
-    AgentRecord, AlertClaim, CaptureRecord, Created, InstancePart, agent_of, as_utc, new_etag, record_of, row_values,
+    AgentRecord, AlertClaim, CaptureRecord, Created, InstancePart, agent_of, as_utc, listed_properties, new_etag,
+    record_of, row_values,
 )
 from shared.registry_schema import agents, alert_captures, capture_files, captures
 from shared.resource_ids import CaptureId, ScaleSetId
@@ -78,14 +80,15 @@ class Registry:
 
     def create(self, capture: CaptureId, parameters: PacketCaptureParameters, target_key: str,
                created_at: datetime, run_id: str, request: Outgoing | None, claim: AlertClaim | None = None,
-               instances: list[InstancePart] | None = None) -> Created:
+               instances: list[InstancePart] | None = None, planned_path: str | None = None) -> Created:
         """Insert a NotStarted capture and its capture request (the outbox) in one transaction,
         with the alert claim when there is one; a scale set capture with the part of each
         instance in scope instead (its own status is theirs: Unknown here). An identical PUT
         of an existing capture gets it unchanged with its still unsent messages; a different
-        one raises CaptureConflict; a claim held by another capture gets that capture as `holder`."""
+        one raises CaptureConflict; a claim held by another capture gets that capture as `holder`.
+        `planned_path` is the blob URL its file will have, shown by GET list."""
         values = row_values(capture, parameters, target_key, run_id, created_at, capture.watcher_path.lower(),
-                      PcStatus.UNKNOWN if instances else PcStatus.NOT_STARTED)
+                            PcStatus.UNKNOWN if instances else PcStatus.NOT_STARTED, planned_path)
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(captures).values(**values))
@@ -93,7 +96,7 @@ class Registry:
                 if instances:
                     conn.execute(insert(captures), [
                         row_values(part.capture, part.parameters, part.target_key, part.run_id, created_at, capture.key,
-                             PcStatus.NOT_STARTED) for part in instances])
+                                   PcStatus.NOT_STARTED) for part in instances])
                     pending += [outbox.add(conn, part.capture.key, part.run_id, part.request, created_at)
                                 for part in instances]
                 if claim is not None:
@@ -105,7 +108,7 @@ class Registry:
                 held = self.alert_capture_status(claim.vm_key, claim.rule_key)
                 if held is None:
                     return self.create(capture, parameters, target_key, created_at, run_id, request, claim,
-                                       instances)
+                                       instances, planned_path)
                 if held[0] != capture:
                     return Created(None, False, [], holder=held[0])
             existing = self.get(capture)
@@ -167,14 +170,16 @@ class Registry:
         return record
 
     def import_captures(self, entries: list[tuple[CaptureId, PacketCaptureParameters, datetime, PcStatus]],
+                        planned_path: Callable[[PacketCaptureParameters, datetime], str | None] = lambda *_: None,
                         chunk: int = 5000) -> int:
         """The bulk path for registry set-up (benchmarks, imports): captures recorded as they
-        stand, a chunk per transaction, no capture request sent. Returns how many."""
+        stand, a chunk per transaction, no capture request sent; `planned_path` gives each
+        one's blob URL as create would. Returns how many."""
         for start in range(0, len(entries), chunk):
             with self.engine.begin() as conn:
                 conn.execute(insert(captures), [
                     row_values(capture, parameters, parameters.target.lower(), uuid.uuid4().hex, created_at,
-                               capture.watcher_path.lower(), status)
+                               capture.watcher_path.lower(), status, planned_path(parameters, created_at))
                     for capture, parameters, created_at, status in entries[start:start + chunk]])
         return len(entries)
 
@@ -214,13 +219,17 @@ class Registry:
     def apply_upload(self, result: UploadResult) -> bool:
         """Record where a stopped capture's file was stored, or that storing it failed
         (Error with StorageFailed, the local path kept in the message). Applied once."""
+        key = CaptureId.parse(result.capture_id).key
         if result.storage_path is not None:
-            values: dict[str, object] = dict(storage_path=result.storage_path, etag=new_etag())
+            with self.engine.connect() as conn:
+                stored = conn.execute(select(captures.c.parameters).where(captures.c.key == key)).scalar()
+            listed = listed_properties(PacketCaptureParameters.model_validate_json(stored), result.storage_path) \
+                if stored is not None else None
+            values: dict[str, object] = dict(storage_path=result.storage_path, listed=listed, etag=new_etag())
         else:
             values = dict(status=PcStatus.ERROR.value, errors=json.dumps([PcError.STORAGE_FAILED.value]),
                           error_message=f"{result.error_message}; the file is kept at {result.local_path}",
                           etag=new_etag())
-        key = CaptureId.parse(result.capture_id).key
         with self.engine.begin() as conn:
             updated = conn.execute(update(captures).where(
                 captures.c.key == key, captures.c.run_id == result.run_id, captures.c.status == PcStatus.STOPPED.value,

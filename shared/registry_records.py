@@ -9,11 +9,34 @@ from datetime import datetime, timezone
 
 from shared.arm import (
     CaptureSummary, PacketCaptureParameters, PacketCaptureQueryStatusResult, PacketCaptureResult,
-    PacketCaptureResultProperties, PcError, PcStatus, ProvisioningState,
+    PacketCaptureResultProperties, PcError, PcStatus, ProvisioningState, TargetType,
 )
 from shared.messages import Outgoing
 from shared.outbox import PendingMessage
 from shared.resource_ids import CaptureId
+
+
+def plans_a_blob(parameters: PacketCaptureParameters) -> bool:
+    """Whether the capture is one file to a storage account, whose blob URL is known from create."""
+    return bool(parameters.storage_location.storage_id) and parameters.continuous_capture is None \
+        and parameters.target_type is not TargetType.AZURE_VMSS
+
+
+def listed_properties(parameters: PacketCaptureParameters, storage_path: str | None) -> str | None:
+    """The properties as GET list shows them, stored with the capture; None while a blob URL
+    it should show is not known (the list then builds them as GET does)."""
+    if storage_path is None and plans_a_blob(parameters):
+        return None
+    return result_properties(parameters, storage_path).model_dump_json(by_alias=True, exclude_none=True)
+
+
+def result_properties(parameters: PacketCaptureParameters, storage_path: str | None) -> PacketCaptureResultProperties:
+    """A capture's properties as ARM shows them, with the blob URL of its file when known."""
+    properties = PacketCaptureResultProperties(**parameters.model_dump(by_alias=False),
+                                               provisioning_state=ProvisioningState.SUCCEEDED)
+    if storage_path:
+        properties.storage_location = properties.storage_location.model_copy(update={"storage_path": storage_path})
+    return properties
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -43,15 +66,8 @@ class CaptureRecord:
 
     def to_result(self, planned_path: str | None = None) -> PacketCaptureResult:
         """ARM's resource: storagePath is where the file was stored, else where it will be."""
-        properties = PacketCaptureResultProperties(
-            **self.parameters.model_dump(by_alias=False),
-            provisioning_state=ProvisioningState.SUCCEEDED,
-        )
-        if self.storage_path or planned_path:
-            properties.storage_location = properties.storage_location.model_copy(
-                update={"storage_path": self.storage_path or planned_path})
         return PacketCaptureResult(name=self.capture.name, id=self.capture.arm_id, etag=self.etag,
-                                   properties=properties)
+                                   properties=result_properties(self.parameters, self.storage_path or planned_path))
 
     def to_status(self) -> PacketCaptureQueryStatusResult:
         return PacketCaptureQueryStatusResult(
@@ -122,10 +138,13 @@ def record_of(row) -> CaptureRecord:  # type: ignore[no-untyped-def]
 
 
 def row_values(capture: CaptureId, parameters: PacketCaptureParameters, target_key: str, run_id: str,
-         created_at: datetime, watcher_key: str, status: PcStatus) -> dict[str, object]:
+               created_at: datetime, watcher_key: str, status: PcStatus,
+               planned_path: str | None = None) -> dict[str, object]:
+    """A new capture's row; `listed` holds its properties as GET list shows them (with the blob
+    URL its file will have, when one is planned), so the list is read, not rebuilt."""
     return dict(key=capture.key, arm_id=capture.arm_id, watcher_key=watcher_key, name=capture.name,
                 target_key=target_key, parameters=parameters.model_dump_json(by_alias=True, exclude_none=True),
-                status=status.value,
+                listed=listed_properties(parameters, planned_path), status=status.value,
                 errors="[]", etag=new_etag(), run_id=run_id, stop_requested=0, created_at=created_at)
 
 

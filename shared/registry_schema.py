@@ -15,6 +15,9 @@ captures = Table(
     Column("name", String(80), nullable=False),
     Column("target_key", String(512), nullable=False, index=True),
     Column("parameters", Text, nullable=False),
+    # The properties as GET list shows them, written with the capture (migration 0006); null
+    # in rows of earlier versions, which the list builds from `parameters`.
+    Column("listed", Text),
     Column("status", String(16), nullable=False),
     Column("capture_start_time", DateTime(timezone=True)),
     Column("stop_reason", String(64)),

@@ -13,6 +13,7 @@ from sqlalchemy import insert
 
 from functions.api import create_app
 from shared.arm import PacketCaptureParameters, PcStatus
+from shared.messages import UploadResult
 from shared.config import Settings
 from shared.registry import Registry
 from shared.registry_records import row_values
@@ -63,6 +64,7 @@ def test_the_list_shows_every_capture_as_get_shows_it(listing):
         values = row_values(old, PacketCaptureParameters.model_validate(BODIES[1]), VM.key, "run",
                             datetime(2026, 3, 2, tzinfo=timezone.utc), old.watcher_path.lower(), PcStatus.STOPPED)
         values["parameters"] = PacketCaptureParameters.model_validate(BODIES[1]).model_dump_json(by_alias=True)
+        values["listed"] = None  # no listed properties were stored then
         assert ":null" in values["parameters"]
         conn.execute(insert(captures).values(**values))
     listed = client.get(made[0].watcher_path + "/packetCaptures" + API)
@@ -76,6 +78,23 @@ def test_the_list_shows_every_capture_as_get_shows_it(listing):
     assert items[2]["properties"]["storageLocation"]["storagePath"].startswith(
         "http://127.0.0.1:1/pcstore/kept-here/subscriptions/"), "the container storagePath named"
     assert "storagePath" not in items[3]["properties"]["storageLocation"], "a continuous capture has one per file"
+
+
+def test_stored_list_items_follow_where_the_file_was_stored(listing):
+    client, registry = listing
+    watcher = CaptureId("sub-a", "rg-a", "nw-stored", "x").watcher_path
+    planned = "http://127.0.0.1:1/pcstore/network-watcher-logs/planned.cap"
+    made = [CaptureId("sub-a", "rg-a", "nw-stored", f"pc-{n}") for n in range(3)]
+    registry.import_captures([(capture, PacketCaptureParameters.model_validate(BODIES[1]),
+                               datetime(2026, 3, 1, tzinfo=timezone.utc) + timedelta(seconds=n), PcStatus.STOPPED)
+                              for n, capture in enumerate(made)], planned_path=lambda *_: planned)
+    stored = "http://127.0.0.1:1/pcstore/elsewhere/stored \"one\".cap"
+    assert registry.apply_upload(UploadResult(capture_id=made[1].arm_id, run_id=registry.get(made[1]).run_id,
+                                              storage_path=stored, local_path="/var/captures/b.cap"))
+    items = client.get(watcher + "/packetCaptures" + API).json()["value"]
+    assert [item["properties"]["storageLocation"]["storagePath"] for item in items] == [planned, stored, planned]
+    assert items[1] == client.get(made[1].arm_id + API).json(), "the stored blob and the new etag, as GET shows"
+    assert items[1]["etag"] == registry.get(made[1]).etag
 
 
 def test_pages_follow_next_links_and_miss_or_repeat_nothing_while_captures_come_and_go(listing):
