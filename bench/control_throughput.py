@@ -111,10 +111,13 @@ def one_run(kind: str, workers: int, agent_count: int, rounds: int, workdir: Pat
                         env={"PACKETWATCH_HEARTBEAT_SECONDS": "3600", "PACKETWATCH_LOG_LEVEL": "WARNING"})
         try:
             deadline = time.monotonic() + 600
+            final = PcStatus.STOPPED if rounds > 1 else PcStatus.RUNNING  # one round sends Running only
             while (left := queue_depth(broker_url)) == len(sent):  # timed from the first message taken,
-                time.sleep(0.005)                                  # not from the worker's start-up
+                if time.monotonic() > deadline:                    # not from the worker's start-up
+                    raise TimeoutError("no control worker took a message in 600 s")
+                time.sleep(0.005)
             began = time.perf_counter()
-            while queue_depth(broker_url) > 0 or not _all_applied(registry, len(vms), len(captured)):
+            while queue_depth(broker_url) > 0 or not _all_applied(registry, len(vms), len(captured), final):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{queue_depth(broker_url)} messages still queued after 600 s")
                 time.sleep(0.05)
@@ -126,12 +129,12 @@ def one_run(kind: str, workers: int, agent_count: int, rounds: int, workdir: Pat
         return {"control": left / drained, "plain": plain, "messages": len(sent)}
 
 
-def _all_applied(registry: Registry, agent_count: int, stopped: int) -> bool:
+def _all_applied(registry: Registry, agent_count: int, captured: int, final: PcStatus) -> bool:
     with registry.engine.connect() as conn:
         seen = conn.execute(agents.select().with_only_columns(agents.c.vm_key)).all()
         done = conn.execute(captures.select().with_only_columns(captures.c.key).where(
-            captures.c.status == PcStatus.STOPPED.value)).all()
-    return len(seen) == agent_count and len(done) == stopped
+            captures.c.status == final.value)).all()
+    return len(seen) == agent_count and len(done) == captured
 
 
 def main() -> int:

@@ -6,7 +6,8 @@ one process, its RSS after each (the series, and its growth from the second to t
 Medians (min-max); nothing is left in the temp dir.
 The integrity proof kept is the uploader's: each block is checked against its MD5 by the service
 before it is accepted, the block list is committed only when all are, and the file's SHA-256
-(computed from the file the agent wrote) is the blob's metadata; nothing is downloaded back.
+(the uploader reads the file once to hash it before sending it, as for a capture whose
+statistics are still being read) is the blob's metadata; nothing is downloaded back.
 Usage: python -m bench.upload [--mib 512] [--runs 3] [--series 20]
 """
 
@@ -44,10 +45,10 @@ def make_file(path: Path, mib: int) -> str:
     return digest.hexdigest()
 
 
-def request_for(account: StorageAccount, path: Path, sha256: str, name: str) -> UploadRequest:
+def request_for(account: StorageAccount, path: Path, name: str) -> UploadRequest:
+    """As the agent sends it at the end of a capture: without the SHA-256, which the uploader computes."""
     target = account.upload_target(name, datetime.now(timezone.utc) + timedelta(hours=1), 600, CONTAINER)
-    return UploadRequest(capture_id="bench", run_id="bench", upload=target, local_path=str(path), keep_local=True,
-                         sha256=sha256)
+    return UploadRequest(capture_id="bench", run_id="bench", upload=target, local_path=str(path), keep_local=True)
 
 
 def agent_upload(request: UploadRequest) -> float:
@@ -81,9 +82,9 @@ print(json.dumps(series))
 """
 
 
-def rss_series(account: StorageAccount, path: Path, sha256: str, count: int) -> list[int]:
+def rss_series(account: StorageAccount, path: Path, count: int) -> list[int]:
     """RSS (MiB) of one process before and after each of `count` uploads."""
-    requests = [request_for(account, path, sha256, f"series/{n}.cap").model_dump(mode="json") for n in range(count)]
+    requests = [request_for(account, path, f"series/{n}.cap").model_dump(mode="json") for n in range(count)]
     done = subprocess.run([sys.executable, "-c", SERIES], input=json.dumps(requests), capture_output=True, text=True,
                           check=True, cwd=Path(__file__).resolve().parents[1])
     return json.loads(done.stdout)
@@ -107,12 +108,12 @@ def main() -> int:
         agent, plain = [], []
         for run in range(args.runs):  # each goes first in turn
             steps = [lambda: plain.append(plain_upload(service, path, f"plain/{run}.cap")),
-                     lambda: agent.append(agent_upload(request_for(account, path, sha256, f"agent/{run}.cap")))]
+                     lambda: agent.append(agent_upload(request_for(account, path, f"agent/{run}.cap")))]
             for step in steps[::1 if run % 2 == 0 else -1]:
                 step()
             stored = service.get_blob_client(CONTAINER, f"agent/{run}.cap").get_blob_properties()
             assert stored.size == path.stat().st_size and stored.metadata["sha256"] == sha256
-        series = rss_series(account, path, sha256, args.series) if args.series else []
+        series = rss_series(account, path, args.series) if args.series else []
     finally:
         azurite.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -70,6 +70,18 @@ class ArmClient:
             time.sleep(0.1)
         raise TimeoutError(f"{capture.name} did not reach {statuses} in {timeout}s; last status {status}")
 
+    def wait_read(self, capture: CaptureId, timeout: float = 30.0) -> dict:
+        """The status of an ended capture once its files are read (the agent reports its end as
+        soon as the file is closed; protocols, top talkers and SHA-256 follow)."""
+        deadline = time.monotonic() + timeout
+        status: dict = {}
+        while time.monotonic() < deadline:
+            status = self.status(capture)
+            if "protocols" in status.get("packetWatchSummary", {}):
+                return status
+            time.sleep(0.1)
+        raise TimeoutError(f"{capture.name}'s files were not read in {timeout}s; last status {status}")
+
     def wait_stored(self, capture: CaptureId, timeout: float = 60.0) -> str:
         """The blob URL of a capture to a storage account, once its file is there."""
         deadline = time.monotonic() + timeout

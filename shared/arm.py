@@ -260,8 +260,9 @@ class CaptureSummary(ArmModel):
     file_paths: list[str] = Field(default_factory=list, alias="filePaths")
     sha256: str | None = None
     duration_seconds: float | None = Field(default=None, alias="durationSeconds")
-    protocols: dict[str, int] = Field(default_factory=dict)
-    top_talkers: list[Talker] = Field(default_factory=list, alias="topTalkers")
+    # Read from the files after Stopped is reported: absent until they are.
+    protocols: dict[str, int] | None = None
+    top_talkers: list[Talker] | None = Field(default=None, alias="topTalkers")
     look_back: LookBackSummary | None = Field(default=None, alias="lookBack")
 
 

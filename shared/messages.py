@@ -8,7 +8,7 @@ from enum import Enum
 
 from pydantic import BaseModel, Field
 
-from shared.arm import CaptureSummary, PacketCaptureParameters, PcError, PcStatus
+from shared.arm import CaptureSummary, PacketCaptureParameters, PcError, PcStatus, Talker
 
 
 class TaskName(str, Enum):
@@ -18,6 +18,7 @@ class TaskName(str, Enum):
     STATUS = "packetwatch.control.status"
     UPLOADED = "packetwatch.control.uploaded"
     FILE_CLOSED = "packetwatch.control.file_closed"
+    STATISTICS = "packetwatch.control.statistics"
     HEARTBEAT = "packetwatch.control.heartbeat"
     TICK = "packetwatch.control.tick"
     NOTIFY = "packetwatch.notify.deliver"
@@ -58,6 +59,17 @@ class StatusEvent(BaseModel):
     errors: list[PcError] = Field(default_factory=list)
     error_message: str | None = None
     summary: CaptureSummary | None = None
+
+
+class CaptureStatistics(BaseModel):
+    """What a finished capture's files hold, read by the agent after it reported the capture's
+    end (Stopped is reported as soon as the file is closed): added to that run's summary."""
+
+    capture_id: str
+    run_id: str
+    sha256: str | None = None  # of the one file of a one-file capture
+    protocols: dict[str, int]
+    top_talkers: list[Talker]
 
 
 # An agent that misses this many heartbeats in a row is offline: its running captures end
@@ -105,7 +117,7 @@ class UploadRequest(BaseModel):
     upload: UploadTarget
     local_path: str
     keep_local: bool
-    sha256: str
+    sha256: str = ""  # the file's SHA-256 when the sender has read it; else the agent hashes it first
     file_index: int | None = None  # the file of a continuous capture
 
 

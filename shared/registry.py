@@ -20,10 +20,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from shared.arm import PacketCaptureParameters, PcError, PcStatus, StopReason
+from shared.arm import CaptureSummary, PacketCaptureParameters, PcError, PcStatus, StopReason
 from shared.errors import CaptureConflict, CaptureNotFound
 from shared import outbox
-from shared.messages import Heartbeat, Outgoing, StatusEvent, TaskName, UploadResult
+from shared.messages import CaptureStatistics, Heartbeat, Outgoing, StatusEvent, TaskName, UploadResult
 from shared.outbox import PendingMessage
 from shared.registry_migrations import prepare
 from shared.registry_records import (  # noqa: F401 (AlertClaim, Created, InstancePart: the registry's API)
@@ -235,6 +235,25 @@ class Registry:
                 captures.c.key == key, captures.c.run_id == result.run_id, captures.c.status == PcStatus.STOPPED.value,
                 captures.c.storage_path.is_(None)).values(**values))
         return updated.rowcount == 1
+
+    def apply_statistics(self, report: CaptureStatistics) -> bool:
+        """Add what a finished run's files hold to its summary. False while that run's end is
+        not applied yet (the caller tries again shortly); a report of another run (the capture
+        was deleted and made again) changes nothing."""
+        key = CaptureId.parse(report.capture_id).key
+        with self.engine.begin() as conn:
+            row = conn.execute(select(captures.c.run_id, captures.c.status, captures.c.summary)
+                               .where(captures.c.key == key)).first()
+            if row is None or row.run_id != report.run_id:
+                return True
+            if row.status in (PcStatus.NOT_STARTED.value, PcStatus.RUNNING.value):
+                return False
+            summary = CaptureSummary.model_validate_json(row.summary) if row.summary else CaptureSummary()
+            summary = summary.model_copy(update={"protocols": report.protocols, "top_talkers": report.top_talkers,
+                                                 "sha256": report.sha256 or summary.sha256})
+            conn.execute(update(captures).where(captures.c.key == key, captures.c.run_id == report.run_id)
+                         .values(summary=summary.model_dump_json(by_alias=True)))
+        return True
 
     def delete(self, capture: CaptureId) -> bool:
         """Remove the capture (and a scale set capture's instance parts) and the unsent capture

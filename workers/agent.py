@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -43,8 +44,8 @@ from workers.capture.look_back import LookBackRing, LookBackSettings
 from workers.capture.pcap_format import repair_pcap
 from workers.capture.pcap_sink import CaptureWriteError, PcapFileSink
 from workers.capture.ring_sink import ClosedFile, RingLayout, RingSink
-from workers.capture.session import SessionLimits, StopSignal, run_session
-from workers.capture_summary import file_summary, ring_summary
+from workers.capture.session import SessionLimits, SessionOutcome, StopSignal, run_session
+from workers.capture_summary import file_summary, hold_files, ring_summary, statistics_of
 from workers.journal import Journal, JournalEntry
 from workers.local_paths import CapturePathRefused
 from workers.agent_uploads import store_file
@@ -254,8 +255,20 @@ class Agent:
         with self.lock:
             self.sinks[request.run_id] = sink
         outcome = run_session(source, sink, limits, signal, on_running)
-        summary = ring_summary(outcome, sink) if isinstance(sink, RingSink) else file_summary(outcome)
+        ring = isinstance(sink, RingSink)
+        summary = ring_summary(outcome, sink) if ring else file_summary(outcome)  # type: ignore[arg-type]
         summary.look_back = look_back
+        with ExitStack() as held:
+            files = hold_files(summary, held)
+            self._report_end(request, outcome, summary, upload=request.upload is not None and not ring)
+            # The end is reported; what the files hold follows (the control worker adds it).
+            statistics = statistics_of(request.capture_id, request.run_id, files, one_file=not ring)
+        self._publish_until_sent(TaskName.STATISTICS, statistics.model_dump(mode="json"), CONTROL_QUEUE)
+
+    def _report_end(self, request: CaptureRequest, outcome: SessionOutcome, summary: CaptureSummary,
+                    upload: bool) -> None:
+        """Stopped (its upload sent first, so it survives a crash of this agent), or Error when
+        the file could not be written."""
         if outcome.write_error is not None:
             kept = f"{outcome.path} holds the {outcome.packets} packets written until then" if outcome.file_bytes \
                 else "no file was kept"
@@ -263,11 +276,12 @@ class Agent:
                                errors=[PcError.LOCAL_FILE_FAILED], summary=summary,
                                error_message=f"{outcome.write_error}; {kept}"))
             return
-        if request.upload is not None and not isinstance(sink, RingSink):
-            upload = UploadRequest(capture_id=request.capture_id, run_id=request.run_id, upload=request.upload,
-                                   local_path=str(outcome.path), keep_local=bool(params.storage_location.file_path),
-                                   sha256=summary.sha256 or "")
-            self._publish_until_sent(TaskName.UPLOAD, upload.model_dump(mode="json"), self.queue)
+        if upload:
+            message = UploadRequest(capture_id=request.capture_id, run_id=request.run_id,
+                                    upload=request.upload,  # type: ignore[arg-type]
+                                    local_path=str(outcome.path),
+                                    keep_local=bool(request.parameters.storage_location.file_path))
+            self._publish_until_sent(TaskName.UPLOAD, message.model_dump(mode="json"), self.queue)
         reason = outcome.stop_reason.value if outcome.stop_reason else None
         self.report(_event(request, PcStatus.STOPPED, capture_start_time=outcome.started, stop_reason=reason,
                            summary=summary))

@@ -24,7 +24,7 @@ from shared.broker import (
 from shared.capture_files import file_uploaded, record_file
 from shared.errors import InvalidField
 from shared.messages import (
-    SILENT_HEARTBEATS, FileClosed, Heartbeat, Notification, StatusEvent, TaskName, UploadResult,
+    SILENT_HEARTBEATS, CaptureStatistics, FileClosed, Heartbeat, Notification, StatusEvent, TaskName, UploadResult,
 )
 from shared.probes import broker_state, database_state, serve_probes
 from shared.registry import CaptureRecord, Registry
@@ -220,6 +220,12 @@ def build_control_app(broker_url: str, registry: Registry, heartbeat_seconds: fl
         MESSAGES.labels(TaskName.UPLOADED.value).inc()
         if not control.uploaded(UploadResult.model_validate(payload)):
             raise task.retry(countdown=0.5)
+
+    @app.task(name=TaskName.STATISTICS.value, bind=True, max_retries=60)
+    def statistics(task, payload: dict) -> None:  # type: ignore[no-untyped-def]
+        MESSAGES.labels(TaskName.STATISTICS.value).inc()
+        if not registry.apply_statistics(CaptureStatistics.model_validate(payload)):
+            raise task.retry(countdown=0.5)  # its Stopped may still be in another worker's hands
 
     @app.task(name=TaskName.FILE_CLOSED.value)
     def file_closed(payload: dict) -> None:

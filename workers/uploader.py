@@ -3,8 +3,9 @@ agent holds no account key and can neither read nor list), then say where it is.
 
 Integrity: every block is sent with its MD5 (validate_content), which the storage service
 checks before it accepts the block, and the block list is committed only when every block
-was accepted; the capture's SHA-256, computed from the file the agent wrote, is stored as
-the blob's metadata for anyone to check the whole. A re-sent upload overwrites the same
+was accepted; the capture's SHA-256, computed from the file the agent wrote (read once more
+just before it is sent, unless the request carries it), is stored as the blob's metadata for
+anyone to check the whole. A re-sent upload overwrites the same
 blob with the same content.
 
 Transient storage errors (timeouts, connection failures, 408, 429, 5xx, blocks or a
@@ -15,6 +16,7 @@ the service refuses) end the upload at once with the service's error code and me
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -55,6 +57,9 @@ class UploadFailed(RuntimeError):
 def _upload_once(url: str, path: Path, sha256: str) -> str:
     blob = BlobClient.from_blob_url(url, **CLIENT_OPTIONS)
     with path.open("rb") as data:
+        if not sha256:  # the capture's own statistics pass reads it after Stopped: hash it here first
+            sha256 = hashlib.file_digest(data, "sha256").hexdigest()
+            data.seek(0)
         blob.upload_blob(data, length=path.stat().st_size, overwrite=True, metadata={"sha256": sha256},
                          validate_content=True, max_concurrency=UPLOAD_CONCURRENCY)
     return url.split("?", 1)[0]

@@ -73,7 +73,7 @@ def test_a_rolling_ring_keeps_its_newest_files_whole_across_every_seam(lab):
     assert [path.name for path in files] == [f"{name}_{n:05d}.cap" for n in (6, 7, 8)], "oldest removed first"
     assert [port for path in files for port in _source_ports(path)] == list(range(20035, 20050))
     assert all(path.stat().st_size <= FILE_BYTES for path in files)
-    summary = status["packetWatchSummary"]
+    summary = lab.client.wait_read(capture)["packetWatchSummary"]
     assert summary["packets"] == 50 and summary["filePaths"] == [str(path) for path in files]
     assert summary["protocols"] == {"UDP": 15}, "the files the ring kept"
     listed = wait_for_files(lab, capture, 8)

@@ -47,7 +47,8 @@ def _run(lab, name: str, port: int, packets: int, payload: int = 20, **location)
     lab.client.wait_for(capture, "Running")
     send(lab.vm1, [inbound(lab.vm1, "UDP", port + 1, port, payload=payload)], repeat=packets)
     lab.client.stop(capture)
-    return capture, lab.client.wait_for(capture, "Stopped", "Error", timeout=30)
+    lab.client.wait_for(capture, "Stopped", "Error", timeout=30)
+    return capture, lab.client.wait_read(capture)
 
 
 def _blob_service(lab) -> BlobServiceClient:
@@ -181,7 +182,7 @@ def test_azurite_stopped_in_the_middle_of_an_upload_loses_nothing(lab):
     send(lab.vm1, [inbound(lab.vm1, "UDP", 7331, 7330, payload=1400)], repeat=60_000)
     blob = _blob_service(lab).get_blob_client(BLOB_CONTAINER, blob_path(lab.vm1.vm, _created(lab, capture)))
     lab.client.stop(capture)
-    status = lab.client.wait_for(capture, "Stopped", timeout=30)
+    lab.client.wait_for(capture, "Stopped", timeout=30)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -195,7 +196,7 @@ def test_azurite_stopped_in_the_middle_of_an_upload_loses_nothing(lab):
     time.sleep(3)
     lab.azurite.start()
     storage_path = lab.client.wait_stored(capture, timeout=90)
-    assert _blob_sha256(lab, storage_path) == status["packetWatchSummary"]["sha256"]
+    assert _blob_sha256(lab, storage_path) == lab.client.wait_read(capture)["packetWatchSummary"]["sha256"]
     prefix = blob.blob_name.rsplit("/", 1)[0] + "/"
     names = [b.name for b in _blob_service(lab).get_container_client(BLOB_CONTAINER).list_blobs(name_starts_with=prefix)]
     assert names.count(blob.blob_name) == 1

@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared.arm import CaptureSummary, PacketCaptureParameters, PcError, PcStatus
+from shared.arm import CaptureSummary, PacketCaptureParameters, PcError, PcStatus, Talker
 from shared.errors import CaptureConflict, CaptureNotFound
-from shared.messages import Heartbeat, Outgoing, StatusEvent, TaskName
+from shared.messages import CaptureStatistics, Heartbeat, Outgoing, StatusEvent, TaskName
 from shared.registry import AlertClaim
 from shared.resource_ids import CaptureId
 from tests.integration.conftest import unsent
@@ -73,6 +73,28 @@ def test_events_of_an_earlier_capture_with_the_same_name_change_nothing(registry
     assert created and new.run_id != old.run_id
     assert not registry.apply(_event(old, PcStatus.RUNNING))
     assert registry.get(capture).status is PcStatus.NOT_STARTED
+
+
+def test_what_the_files_hold_joins_the_summary_of_the_run_it_was_read_from_once_it_ended(registry):
+    capture, record = _capture(registry)
+    talkers = [Talker(source="198.18.0.2", destination="198.18.0.1", packets=3, bytes=300)]
+    read = CaptureStatistics(capture_id=capture.arm_id, run_id=record.run_id, sha256="cd", protocols={"UDP": 3},
+                             top_talkers=talkers)
+    assert registry.apply(_event(record, PcStatus.RUNNING, capture_start_time=T0))
+    assert not registry.apply_statistics(read), "not yet: its end is not applied (a caller tries again)"
+    assert registry.get(capture).summary is None
+    counted = CaptureSummary(packets=3, bytes=300, file_paths=["/x.cap"], duration_seconds=1.5)
+    assert registry.apply(_event(record, PcStatus.STOPPED, stop_reason="ManuallyStopped", summary=counted))
+    assert registry.get(capture).summary.protocols is None, "Stopped is reported before the files are read"
+    assert registry.apply_statistics(read)
+    assert registry.get(capture).summary == counted.model_copy(update={"sha256": "cd", "protocols": {"UDP": 3},
+                                                                       "top_talkers": talkers})
+    assert registry.get(capture).status is PcStatus.STOPPED
+
+    assert registry.delete(capture)
+    new, _ = _create(registry, capture, _params())
+    assert registry.apply_statistics(read), "a report of a deleted capture's run is dropped"
+    assert registry.get(capture).summary is None and new.run_id != record.run_id
 
 
 def test_create_is_idempotent_for_the_same_body_and_refuses_a_different_one(registry):

@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import BinaryIO
 
 from shared.arm import Talker
 from workers.capture.pcap_format import FILE_HEADER_BYTES, record_struct
@@ -99,11 +100,16 @@ def _count(buf: bytes, unpack, flows: dict[bytes, int], stats: FileStatistics) -
     return offset
 
 
-def read_statistics(path: Path) -> FileStatistics:
+def read_statistics(source: Path | BinaryIO) -> FileStatistics:
+    """What a capture file holds, from its path or from a file the caller holds open."""
+    if isinstance(source, Path):
+        with source.open("rb", buffering=0) as handle:
+            return read_statistics(handle)
     stats = FileStatistics()
     digest = hashlib.sha256()
     flows: dict[bytes, int] = {}
-    with path.open("rb", buffering=0) as handle, ThreadPoolExecutor(max_workers=1) as hasher:
+    handle = source
+    with ThreadPoolExecutor(max_workers=1) as hasher:
         header = handle.read(FILE_HEADER_BYTES)
         digest.update(header)
         if len(header) == FILE_HEADER_BYTES:
