@@ -4,10 +4,10 @@ One SELECT, each item put together by the database from the properties JSON the 
 stored with the capture as GET shows them (`listed`: with the blob URL planned at create,
 rewritten when the file is stored), its name, ID and etag: no JSON is parsed or built per
 item in Python. A row with no `listed` (an earlier version's, or a blob URL not known when it
-was recorded) is built from its parameters through the same model as GET. Pages are keyset pages in list order
-(creation time, then key): `$top` items after the opaque `$skipToken`, stable while captures
-are added or deleted. `$expand=status` puts each capture's status beside it, so a console
-needs one request per refresh instead of one per capture.
+was recorded) is built from its parameters through the same model as GET. Pages are keyset
+pages in list order (creation time, then key): `$top` items after the opaque `$skipToken`,
+stable while captures are added or deleted. `$expand=status` puts each capture's status
+beside it, so a console needs one request per refresh instead of one per capture.
 """
 
 from __future__ import annotations
@@ -129,8 +129,8 @@ def _built(conn, keys: list[str],  # type: ignore[no-untyped-def]
             parameters = PacketCaptureParameters.model_validate_json(row.parameters)
             path = row.storage_path or planned_path(parameters, as_utc(row.created_at))  # type: ignore[arg-type]
             properties = result_properties(parameters, path).model_dump_json(by_alias=True, exclude_none=True)
-            built[row.key] = (f'{{"name":{_quoted(row.name)},"id":{_quoted(row.arm_id)},"etag":{_quoted(row.etag)},'
-                              f'"properties":{properties}}}')
+            built[row.key] = (f'{{"name":{_quoted(row.name)},"id":{_quoted(row.arm_id)},'
+                              f'"etag":{_quoted(row.etag)},"properties":{properties}}}')
     return built
 
 
