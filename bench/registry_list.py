@@ -32,8 +32,6 @@ from shared.config import Settings
 from shared.registry import Registry
 from shared.registry_schema import captures
 from shared.resource_ids import CaptureId, VirtualMachineId
-from shared.storage_accounts import load_storage_accounts
-from shared.storage_layout import blob_path, container_of
 
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000bench"
 TOKEN = "bench-token-secret"
@@ -48,18 +46,11 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
         yield url
 
 
-def fill(registry: Registry, watcher: str, size: int, storage: Path) -> CaptureId:
+def fill(registry: Registry, watcher: str, size: int,
+         planned: Callable[[PacketCaptureParameters, datetime], str | None]) -> CaptureId:
     """`size` captures in one watcher (and as many again in another, so the list must select),
-    a tenth of them to a storage account (their blob URLs planned as create plans them): what
+    a tenth of them to a storage account (their blob URLs `planned` as create plans them): what
     a busy watcher holds."""
-    accounts = load_storage_accounts(str(storage))
-
-    def planned(parameters: PacketCaptureParameters, created_at: datetime) -> str | None:
-        location = parameters.storage_location
-        return accounts.lookup(location.storage_id).blob_url(
-            blob_path(VirtualMachineId.parse(parameters.target), created_at), container_of(None)) \
-            if location.storage_id else None
-
     began = datetime(2026, 1, 1, tzinfo=timezone.utc)
     entries = []
     for other in (False, True):
@@ -97,8 +88,8 @@ def measure(kind: str, size: int, runs: int, workdir: Path) -> dict[str, list[fl
                        "rCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;\"\n")
     with database(kind, workdir) as url:
         registry = Registry.from_url(url)
-        one = fill(registry, "bench-nw", size, storage)
         app = create_app(Settings(database_url=url, access_config=str(access), storage_config=str(storage)))
+        one = fill(registry, "bench-nw", size, app.state.service.planned_path)
         watcher = one.watcher_path
         query = select(captures).where(captures.c.watcher_key == watcher.lower()).order_by(captures.c.created_at,
                                                                                          captures.c.key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -60,33 +61,29 @@ class ArmClient:
     def resource(self, arm_id: str) -> httpx.Response:
         return self._call("GET", arm_id)
 
-    def wait_for(self, capture: CaptureId, *statuses: str, timeout: float = 30.0) -> dict:
+    def _poll(self, capture: CaptureId, done: Callable[[dict], object], timeout: float, interval: float,
+              what: str) -> dict:
+        """The capture's status once `done(status)` holds; TimeoutError saying what it did not do."""
         deadline = time.monotonic() + timeout
         status: dict = {}
         while time.monotonic() < deadline:
             status = self.status(capture)
-            if status.get("packetCaptureStatus") in statuses:
+            if done(status):
                 return status
-            time.sleep(0.1)
-        raise TimeoutError(f"{capture.name} did not reach {statuses} in {timeout}s; last status {status}")
+            time.sleep(interval)
+        raise TimeoutError(f"{capture.name} {what} in {timeout}s; last status {status}")
+
+    def wait_for(self, capture: CaptureId, *statuses: str, timeout: float = 30.0) -> dict:
+        return self._poll(capture, lambda status: status.get("packetCaptureStatus") in statuses, timeout, 0.1,
+                          f"did not reach {statuses}")
 
     def wait_read(self, capture: CaptureId, timeout: float = 30.0) -> dict:
         """The status of an ended capture once its files are read (the agent reports its end as
         soon as the file is closed; protocols, top talkers and SHA-256 follow)."""
-        deadline = time.monotonic() + timeout
-        status: dict = {}
-        while time.monotonic() < deadline:
-            status = self.status(capture)
-            if "protocols" in status.get("packetWatchSummary", {}):
-                return status
-            time.sleep(0.1)
-        raise TimeoutError(f"{capture.name}'s files were not read in {timeout}s; last status {status}")
+        return self._poll(capture, lambda status: "protocols" in status.get("packetWatchSummary", {}), timeout, 0.1,
+                          "did not have its files read")
 
     def wait_stored(self, capture: CaptureId, timeout: float = 60.0) -> str:
         """The blob URL of a capture to a storage account, once its file is there."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.status(capture).get("packetWatchStored"):
-                return self.get(capture).json()["properties"]["storageLocation"]["storagePath"]
-            time.sleep(0.2)
-        raise TimeoutError(f"{capture.name} was not stored in {timeout}s")
+        self._poll(capture, lambda status: status.get("packetWatchStored"), timeout, 0.2, "was not stored")
+        return self.get(capture).json()["properties"]["storageLocation"]["storagePath"]

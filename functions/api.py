@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     service = CaptureService(registry, Dispatcher(settings.broker_url), settings.capture_root,
                              timedelta(seconds=settings.start_deadline_seconds), settings.require_known_agent,
                              accounts, timedelta(seconds=settings.upload_retry_seconds))
+    app.state.service = service
     access = load_access_config(settings.access_config)
     if not access.tokens:
         log.warning("no API token is configured (PACKETWATCH_ACCESS_CONFIG=%s): every ARM call will be refused; "

@@ -220,17 +220,16 @@ class Registry:
         """Record where a stopped capture's file was stored, or that storing it failed
         (Error with StorageFailed, the local path kept in the message). Applied once."""
         key = CaptureId.parse(result.capture_id).key
-        if result.storage_path is not None:
-            with self.engine.connect() as conn:
-                stored = conn.execute(select(captures.c.parameters).where(captures.c.key == key)).scalar()
-            listed = listed_properties(PacketCaptureParameters.model_validate_json(stored), result.storage_path) \
-                if stored is not None else None
-            values: dict[str, object] = dict(storage_path=result.storage_path, listed=listed, etag=new_etag())
-        else:
-            values = dict(status=PcStatus.ERROR.value, errors=json.dumps([PcError.STORAGE_FAILED.value]),
-                          error_message=f"{result.error_message}; the file is kept at {result.local_path}",
-                          etag=new_etag())
         with self.engine.begin() as conn:
+            if result.storage_path is not None:
+                stored = conn.execute(select(captures.c.parameters).where(captures.c.key == key)).scalar()
+                listed = listed_properties(PacketCaptureParameters.model_validate_json(stored),
+                                           result.storage_path) if stored is not None else None
+                values: dict[str, object] = dict(storage_path=result.storage_path, listed=listed, etag=new_etag())
+            else:
+                values = dict(status=PcStatus.ERROR.value, errors=json.dumps([PcError.STORAGE_FAILED.value]),
+                              error_message=f"{result.error_message}; the file is kept at {result.local_path}",
+                              etag=new_etag())
             updated = conn.execute(update(captures).where(
                 captures.c.key == key, captures.c.run_id == result.run_id, captures.c.status == PcStatus.STOPPED.value,
                 captures.c.storage_path.is_(None)).values(**values))

@@ -57,9 +57,6 @@ class UploadFailed(RuntimeError):
 def _upload_once(url: str, path: Path, sha256: str) -> str:
     blob = BlobClient.from_blob_url(url, **CLIENT_OPTIONS)
     with path.open("rb") as data:
-        if not sha256:  # the capture's own statistics pass reads it after Stopped: hash it here first
-            sha256 = hashlib.file_digest(data, "sha256").hexdigest()
-            data.seek(0)
         blob.upload_blob(data, length=path.stat().st_size, overwrite=True, metadata={"sha256": sha256},
                          validate_content=True, max_concurrency=UPLOAD_CONCURRENCY)
     return url.split("?", 1)[0]
@@ -93,8 +90,14 @@ def upload_capture(request: UploadRequest, sleep: Callable[[float], None] = time
     name = unquote(urlparse(request.upload.url).path).lstrip("/")
     retrying = backoff(first=FIRST_DELAY, maximum=MAX_DELAY, within=request.upload.retry_seconds,
                        transient=is_transient, log=log, what=f"upload of {name}", sleep=sleep)
+    path = Path(request.local_path)
+    if request.sha256:
+        sha256 = request.sha256
+    else:  # the capture's own statistics pass reads it after Stopped: hash it here, once
+        with path.open("rb") as data:
+            sha256 = hashlib.file_digest(data, "sha256").hexdigest()
     try:
-        return retrying(_upload_once, request.upload.url, Path(request.local_path), request.sha256)
+        return retrying(_upload_once, request.upload.url, path, sha256)
     except AzureError as exc:
         attempts = retrying.statistics.get("attempt_number", 1)
         raise UploadFailed(name, attempts, describe(exc), permanent=not is_transient(exc)) from None
