@@ -187,8 +187,9 @@ class AlertService:
                 storage_id=template.storage_id, file_path=f"{directory}/{name}.cap" if directory else None),
         )
         # The capture, its request and the (VM, rule) claim are recorded in one transaction:
-        # whoever finds the claim also finds the capture and its request.
-        created = self.captures.create(capture, parameters, claim, source="alert")
+        # whoever finds the claim also finds the capture and its request. The answer does not
+        # wait for the broker: the request is published in the background (or by the relay).
+        created = self.captures.create(capture, parameters, claim, source="alert", await_confirm=False)
         if created.holder is not None:
             self._already_running(created.holder, notice, vm, outcome)
             return
@@ -206,6 +207,7 @@ class AlertService:
 
     def _already_running(self, holder: CaptureId, notice: AlertNotice, vm: Target,
                          outcome: AlertOutcome) -> None:
-        """Answer "already running" only once the holder's request is really queued."""
-        self.captures.send_unsent(holder)
+        """A holder whose request was recorded by a process that died before sending it gets it
+        sent now (in the background), as the holder's own alert would have."""
+        self.captures.send_unsent(holder, await_confirm=False)
         outcome.already_running.append({"id": holder.arm_id, "target": vm.arm_id, "alertRule": notice.rule})

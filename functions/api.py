@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from functions.agent_routes import build_agent_router
 from functions.alert_routes import build_alert_router
@@ -37,15 +40,21 @@ log = logging.getLogger("packetwatch.api")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = FastAPI(title="PacketWatch", version=VERSION, docs_url=None, redoc_url=None)
     registry = Registry.from_url(settings.database_url)
-    app.state.registry = registry
-    install_error_handlers(app)
     accounts = load_storage_accounts(settings.storage_config)
     service = CaptureService(registry, Dispatcher(settings.broker_url), settings.capture_root,
                              timedelta(seconds=settings.start_deadline_seconds), settings.require_known_agent,
                              accounts, timedelta(seconds=settings.upload_retry_seconds))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(service.close)
+
+    app = FastAPI(title="PacketWatch", version=VERSION, docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.registry = registry
     app.state.service = service
+    install_error_handlers(app)
     access = load_access_config(settings.access_config)
     if not access.tokens:
         log.warning("no API token is configured (PACKETWATCH_ACCESS_CONFIG=%s): every ARM call will be refused; "

@@ -4,8 +4,11 @@ the alert webhook.
 Recording and publishing cannot part: a capture is recorded together with its request in
 the outbox (one transaction), then the request is published and, once the broker confirms
 it, taken out of the outbox. If this process dies in between, a client that re-sends gets
-the request sent then, and otherwise the control worker's relay sends it. If the broker
-refuses a new capture, the record goes and the caller gets 503: nothing half-accepted.
+the request sent then, and otherwise the control worker's relay sends it. An ARM create
+waits for the broker's confirm: if the broker refuses a new capture, the record goes and
+the caller gets 503, nothing half-accepted. An alert's capture is answered once recorded
+and published in the background (`BackgroundSender`): an alert storm never waits on the
+broker, and a broker that is down delays the request (the relay sends it) but loses nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 from azure.core.exceptions import AzureError
 
+from functions.background_send import BackgroundSender
 from functions.dispatch import Dispatcher, capture_message, stop_message
 from functions.metrics import CAPTURES_CREATED
 from shared.arm import (
@@ -57,6 +61,7 @@ class CaptureService:
         self.accounts = accounts or StorageAccounts()
         self.upload_retry = upload_retry
         self.containers_made: set[tuple[int, str]] = set()
+        self.background = BackgroundSender(dispatcher.app, registry.messages_sent)
 
     def upload_target(self, spec: CaptureSpec, parameters: PacketCaptureParameters,
                       created: datetime) -> UploadTarget | None:
@@ -104,21 +109,24 @@ class CaptureService:
             log.warning("cannot make the captures' container in a storage account yet: %s", str(exc).splitlines()[0])
 
     def create(self, capture: CaptureId, parameters: PacketCaptureParameters,
-               claim: AlertClaim | None = None, source: str = "api") -> Created:
+               claim: AlertClaim | None = None, source: str = "api", await_confirm: bool = True) -> Created:
         """Record and queue a capture. Raises InvalidField, AgentNotFound, CaptureConflict or
-        BrokerUnavailable; `holder` is set instead when the alert claim is another capture's."""
+        (awaiting the broker's confirm) BrokerUnavailable; `holder` is set instead when the
+        alert claim is another capture's. Without `await_confirm`, the request is published in
+        the background once recorded."""
         now = datetime.now(timezone.utc)
         spec = build_spec(capture, parameters, self.capture_root, now)
         if isinstance(spec.target, ScaleSetId):
             return self._record_and_send(capture, parameters, spec.target.key, uuid.uuid4().hex, None, claim, source,
-                                         now, self._instance_parts(spec, spec.target, parameters, now))
+                                         now, await_confirm, self._instance_parts(spec, spec.target, parameters, now))
         if self.require_known_agent and self.registry.agent(spec.target.key) is None:
             raise AgentNotFound(f"no PacketWatch agent has ever reported for {spec.target.arm_id}; install one "
                                 "(packetwatch agent install) or check the VM ID", "properties.target")
         run_id = uuid.uuid4().hex
         upload = self.upload_target(spec, parameters, now)
         request = capture_message(spec, run_id, parameters, now, now + self.start_deadline, upload)
-        return self._record_and_send(capture, parameters, spec.target.key, run_id, request, claim, source, now)
+        return self._record_and_send(capture, parameters, spec.target.key, run_id, request, claim, source, now,
+                                     await_confirm)
 
     def _instance_parts(self, spec: CaptureSpec, scale_set: ScaleSetId, parameters: PacketCaptureParameters,
                         now: datetime) -> list[InstancePart]:
@@ -138,20 +146,23 @@ class CaptureService:
 
     def _record_and_send(self, capture: CaptureId, parameters: PacketCaptureParameters, target_key: str,
                          run_id: str, request: Outgoing | None, claim: AlertClaim | None, source: str,
-                         now: datetime, instances: list[InstancePart] | None = None) -> Created:
+                         now: datetime, await_confirm: bool, instances: list[InstancePart] | None = None) -> Created:
         created = self.registry.create(capture, parameters, target_key, now, run_id, request, claim, instances,
                                        self.planned_path(parameters, now))
         failpoint("capture.recorded")
-        try:
-            self.send(created.pending)
-        except BrokerUnavailable as exc:
-            if not created.created or not self._partly_sent(capture, created, exc.confirmed):
-                if created.created:
-                    self.registry.delete(capture)
-                    if claim is not None:
-                        self.registry.release_alert_capture(claim.vm_key, claim.rule_key, capture)
-                raise
-        failpoint("capture.confirmed")
+        if not await_confirm:
+            self.background.submit(created.pending)
+        else:
+            try:
+                self.send(created.pending)
+            except BrokerUnavailable as exc:
+                if not created.created or not self._partly_sent(capture, created, exc.confirmed):
+                    if created.created:
+                        self.registry.delete(capture)
+                        if claim is not None:
+                            self.registry.release_alert_capture(claim.vm_key, claim.rule_key, capture)
+                    raise
+            failpoint("capture.confirmed")
         if created.created:
             CAPTURES_CREATED.labels(source).inc()
             scope = f" ({len(instances)} instances)" if instances else ""
@@ -193,9 +204,17 @@ class CaptureService:
                         "when it is back", capture.arm_id, confirmed, len(created.pending))
         return confirmed > 0
 
-    def send_unsent(self, capture: CaptureId) -> None:
+    def send_unsent(self, capture: CaptureId, await_confirm: bool = True) -> None:
         """Send what an earlier request recorded for this capture but never got confirmed."""
-        self.send(self.registry.take_unsent(capture))
+        unsent = self.registry.take_unsent(capture)
+        if await_confirm:
+            self.send(unsent)
+        else:
+            self.background.submit(unsent)
+
+    def close(self) -> None:
+        """Finish the background publishes under way (the relay sends what is left)."""
+        self.background.close()
 
     def stop(self, record: CaptureRecord) -> None:
         """Ask the agent to stop an active capture, once; a stopped one is left as it is. The

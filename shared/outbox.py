@@ -13,11 +13,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from shared.messages import Outgoing, TaskName
-from shared.registry_schema import outbox
+from shared.registry_schema import captures, outbox
 
 # Long enough for a publish with its confirm and retries; then another sender may take it.
 LEASE = timedelta(seconds=10)
@@ -39,9 +39,9 @@ def _pending(row) -> PendingMessage:  # type: ignore[no-untyped-def]
 def add(conn: Connection, capture_key: str, run_id: str, message: Outgoing, at: datetime) -> PendingMessage:
     """Record a message, leased to the caller, who sends it next."""
     pending = PendingMessage(uuid.uuid4().hex, capture_key, run_id, message)
-    conn.execute(insert(outbox).values(id=pending.id, capture_key=capture_key, run_id=run_id,
-                                       task=message.task.value, queue=message.queue,
-                                       payload=json.dumps(message.payload), created_at=at, lease_until=at + LEASE))
+    conn.execute(insert(outbox), {"id": pending.id, "capture_key": capture_key, "run_id": run_id,
+                                  "task": message.task.value, "queue": message.queue,
+                                  "payload": json.dumps(message.payload), "created_at": at, "lease_until": at + LEASE})
     return pending
 
 
@@ -53,15 +53,25 @@ def lease(conn: Connection, messages: list[PendingMessage], now: datetime) -> li
 
 
 def for_capture(conn: Connection, capture_key: str, run_id: str | None = None,
-                task: TaskName | None = None, lease_ended_by: datetime | None = None) -> list[PendingMessage]:
+                task: TaskName | None = None) -> list[PendingMessage]:
     query = select(outbox).where(outbox.c.capture_key == capture_key)
-    if lease_ended_by is not None:
-        query = query.where(outbox.c.lease_until <= lease_ended_by)
     if run_id is not None:
         query = query.where(outbox.c.run_id == run_id)
     if task is not None:
         query = query.where(outbox.c.task == task.value)
     return [_pending(row) for row in conn.execute(query.order_by(outbox.c.created_at)).all()]
+
+
+# The messages of a capture, and of its instances' parts (a scale set's), whose sender's lease
+# has run out: built once, as every alert answered "already running" asks it.
+_ABANDONED_OF = select(outbox).where(
+    or_(outbox.c.capture_key == bindparam("key"),
+        outbox.c.capture_key.in_(select(captures.c.key).where(captures.c.watcher_key == bindparam("key")))),
+    outbox.c.lease_until <= bindparam("now")).order_by(outbox.c.created_at)
+
+
+def abandoned_of(conn: Connection, capture_key: str, now: datetime) -> list[PendingMessage]:
+    return [_pending(row) for row in conn.execute(_ABANDONED_OF, {"key": capture_key, "now": now}).all()]
 
 
 def lease_expired(conn: Connection, now: datetime, limit: int) -> list[PendingMessage]:

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from sqlalchemy import create_engine, delete, event, func, insert, select, update
+from sqlalchemy import bindparam, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -28,7 +28,7 @@ from shared.outbox import PendingMessage
 from shared.registry_migrations import prepare
 from shared.registry_records import (  # noqa: F401 (AlertClaim, Created, InstancePart: the registry's API)
     AgentRecord, AlertClaim, CaptureRecord, Created, InstancePart, agent_of, as_utc, listed_properties, new_etag,
-    record_of, row_values,
+    new_record, record_of, row_values,
 )
 from shared.registry_schema import agents, alert_captures, capture_files, captures
 from shared.resource_ids import CaptureId, ScaleSetId
@@ -62,6 +62,13 @@ def _sqlite_wal(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-d
     cursor.close()
 
 
+# Built once, as every alert asks them (making a statement costs more than running it).
+AGENT = select(agents).where(agents.c.vm_key == bindparam("vm_key"))
+ALERT_HOLDER = (select(alert_captures.c.capture_id, captures.c.status)
+                .select_from(alert_captures.outerjoin(captures, captures.c.key == func.lower(alert_captures.c.capture_id)))
+                .where(alert_captures.c.vm_key == bindparam("vm_key"), alert_captures.c.rule_key == bindparam("rule_key")))
+
+
 class Registry:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -91,7 +98,7 @@ class Registry:
                             PcStatus.UNKNOWN if instances else PcStatus.NOT_STARTED, planned_path)
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(captures).values(**values))
+                conn.execute(insert(captures), values)
                 pending = [outbox.add(conn, capture.key, run_id, request, created_at)] if request else []
                 if instances:
                     conn.execute(insert(captures), [
@@ -100,9 +107,9 @@ class Registry:
                     pending += [outbox.add(conn, part.capture.key, part.run_id, part.request, created_at)
                                 for part in instances]
                 if claim is not None:
-                    conn.execute(insert(alert_captures).values(vm_key=claim.vm_key, rule_key=claim.rule_key,
-                                                               capture_id=capture.arm_id))
-            return Created(self.get(capture), True, pending)
+                    conn.execute(insert(alert_captures), {"vm_key": claim.vm_key, "rule_key": claim.rule_key,
+                                                          "capture_id": capture.arm_id})
+            return Created(new_record(values), True, pending)
         except IntegrityError:
             if claim is not None:
                 held = self.alert_capture_status(claim.vm_key, claim.rule_key)
@@ -135,8 +142,7 @@ class Registry:
         Looked for with a read first: nearly always there are none, and then nothing is written."""
         now = datetime.now(timezone.utc)
         with self.engine.connect() as conn:
-            left = [message for key in self._keys(conn, capture)
-                    for message in outbox.for_capture(conn, key, lease_ended_by=now)]
+            left = outbox.abandoned_of(conn, capture.key, now)
         if not left:
             return []
         with self.engine.begin() as conn:
@@ -326,7 +332,7 @@ class Registry:
 
     def agent(self, vm_key: str) -> AgentRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(agents).where(agents.c.vm_key == vm_key.lower())).first()
+            row = conn.execute(AGENT, {"vm_key": vm_key.lower()}).first()
         return agent_of(row) if row else None
 
     def list_agents(self) -> list[AgentRecord]:
@@ -337,12 +343,8 @@ class Registry:
     # -- alert-started captures: at most one per (VM, alert rule) -------------------------
     def alert_capture_status(self, vm_key: str, rule_key: str) -> tuple[CaptureId, PcStatus | None] | None:
         """The capture holding (VM, rule) and its status (None when it is gone), in one query."""
-        query = (select(alert_captures.c.capture_id, captures.c.status)
-                 .select_from(alert_captures.outerjoin(
-                     captures, captures.c.key == func.lower(alert_captures.c.capture_id)))
-                 .where(alert_captures.c.vm_key == vm_key, alert_captures.c.rule_key == rule_key))
         with self.engine.connect() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(ALERT_HOLDER, {"vm_key": vm_key, "rule_key": rule_key}).first()
         if row is None:
             return None
         capture = CaptureId.parse(row.capture_id)

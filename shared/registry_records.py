@@ -6,6 +6,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 from shared.arm import (
     CaptureSummary, PacketCaptureParameters, PacketCaptureQueryStatusResult, PacketCaptureResult,
@@ -135,6 +136,12 @@ def record_of(row) -> CaptureRecord:  # type: ignore[no-untyped-def]
         storage_path=row.storage_path,
         created_at=as_utc(row.created_at),  # type: ignore[arg-type]
     )
+
+
+def new_record(values: dict[str, object]) -> CaptureRecord:
+    """A row just inserted with `values` (row_values), as reading it back would give it."""
+    return record_of(SimpleNamespace(capture_start_time=None, stop_reason=None, error_message=None, summary=None,
+                                     storage_path=None, **values))
 
 
 def row_values(capture: CaptureId, parameters: PacketCaptureParameters, target_key: str, run_id: str,

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from functions.api import create_app
 from lab.stack import Stack
+from shared import outbox
 from shared.config import Settings
 from shared.registry import Registry
 from shared.messages import Heartbeat
@@ -221,3 +222,22 @@ def test_an_alert_capture_goes_to_the_regional_watcher_of_a_vm_whose_agent_repor
         "networkWatchers/NetworkWatcher_westeurope")
     [unplaced] = _post(client, s.azure_common(other.arm_id, rule="Regional")).json()["started"]
     assert CaptureId.parse(unplaced["id"]).network_watcher == "PacketWatch", "no region known: the configured one"
+
+
+def test_an_alert_while_the_broker_is_down_is_accepted_and_its_request_kept_for_the_relay(database_url, tmp_path):
+    vm = VirtualMachineId(f"sub-{secrets.token_hex(3)}", "rg1", "web01")
+    settings = Settings(broker_url="amqp://guest:guest@127.0.0.1:1//", database_url=database_url,
+                        alert_config=_config(tmp_path, {}))
+    with TestClient(create_app(settings)) as client:
+        answer = _post(client, s.alertmanager({"vm_resource_id": vm.arm_id}))
+        assert answer.status_code == 202, answer.text
+        [started] = answer.json()["started"]
+        again = _post(client, s.alertmanager({"vm_resource_id": vm.arm_id}))
+        assert again.json()["alreadyRunning"][0]["id"] == started["id"]
+    # the app has shut down: its background publisher gave up on the broker
+    registry = Registry.from_url(database_url)
+    capture = CaptureId.parse(started["id"])
+    assert registry.get(capture).status.value == "NotStarted"
+    with registry.engine.connect() as conn:
+        [kept] = outbox.for_capture(conn, capture.key)
+    assert (kept.message.task.value, kept.message.payload["capture_id"]) == ("packetwatch.agent.capture", capture.arm_id)
