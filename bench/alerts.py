@@ -103,6 +103,9 @@ def storm(stack: Stack, alerts: int, vms: int, clients: int, subscription: str) 
     watcher = f"/subscriptions/{subscription}/resourceGroups/NetworkWatcherRG/providers/Microsoft.Network" \
               "/networkWatchers/PacketWatch"
     captures = len(Registry.from_url(stack.database_url).list(watcher))
+    with Connection(stack.broker_url) as conn:  # the next storm's VMs are new: these queues go
+        for vm in vms_ids:
+            conn.default_channel.queue_delete(agent_queue_name(vm))
     latencies = [latency for _, latency in results]
     return {"captures": captures, "accepted": sum(r[0] == 202 for r in results),
             "already": sum(r[0] == 200 for r in results), "errors": sum(r[0] >= 400 for r in results),
@@ -131,6 +134,7 @@ def main() -> int:
     parser.add_argument("--storm", type=int, default=1000)
     parser.add_argument("--vms", type=int, default=50)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--runs", type=int, default=5, help="storms per number of senders (each on new VMs)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="packetwatch-bench-alerts-"))
     config = workdir / "alerts.json"
@@ -144,8 +148,8 @@ def main() -> int:
                 stack.start_api()
                 stack.start_agent(vm)
                 running, webhook = alert_to_running(stack, vm.vm.arm_id, args.alerts)
-                results = [(clients, storm(stack, args.storm, args.vms, clients, f"storm{clients}"))
-                           for clients in (args.clients, 4)]
+                results = [(clients, [storm(stack, args.storm, args.vms, clients, f"storm{clients}-{run}")
+                                      for run in range(args.runs)]) for clients in (args.clients, 4)]
             finally:
                 stack.stop_all()
     finally:
@@ -156,15 +160,20 @@ def main() -> int:
           f"   (target p99 < 1000 ms)")
     print(f"  webhook answer p50 {statistics.median(webhook) * 1000:.1f} ms, p99 {percentile(webhook, 0.99) * 1000:.1f}"
           f" ms, max {max(webhook) * 1000:.1f} ms (target: none over 100 ms)")
-    for clients, result in results:
-        print(f"alert storm: {args.storm} alerts for {args.vms} VMs (queues declared, as by running agents) "
-              f"from {clients} parallel clients:")
-        print(f"  captures started {result['captures']} (expected {args.vms}); answers 202 x{result['accepted']}, "
-              f"200 x{result['already']}, errors x{result['errors']}")
-        print(f"  rate {result['rate']:.0f} alerts/s; webhook p50 {result['p50'] * 1000:.1f} ms, "
-              f"p99 {result['p99'] * 1000:.1f} ms, max {result['max'] * 1000:.1f} ms (target p99 < 100 ms); "
-              f"every capture request in its VM's queue {result['queued'] * 1000:.0f} ms after the first alert")
-    return 0 if all(result["captures"] == args.vms for _, result in results) else 1
+    for clients, runs in results:
+        print(f"alert storm: {args.storm} alerts for {args.vms} new VMs (queues declared, as by running agents) from "
+              f"{clients} parallel senders on kept-alive connections, {args.runs} runs, median (min-max):")
+        print("  captures started " + ", ".join(str(run["captures"]) for run in runs) + f" (expected {args.vms} each); "
+              f"answers 202 x{sum(run['accepted'] for run in runs)}, 200 x{sum(run['already'] for run in runs)}, "
+              f"errors x{sum(run['errors'] for run in runs)}")
+        for name, label, unit, scale in [("rate", "rate", "alerts/s", 1), ("p50", "webhook p50", "ms", 1000),
+                                         ("p99", "webhook p99", "ms", 1000), ("max", "webhook max", "ms", 1000),
+                                         ("queued", "last request in its VM's queue, after the first alert", "ms",
+                                          1000)]:
+            values = [run[name] * scale for run in runs]
+            target = " (target < 100 ms)" if name == "p99" else ""
+            print(f"  {label:56s} {statistics.median(values):7.1f} {unit} ({min(values):.1f}-{max(values):.1f}){target}")
+    return 0 if all(run["captures"] == args.vms for _, runs in results for run in runs) else 1
 
 
 if __name__ == "__main__":
