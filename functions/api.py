@@ -22,12 +22,12 @@ from functions.docs_routes import add_docs
 from functions.storage_routes import build_storage_router
 from functions.watcher_routes import build_watcher_router
 from functions.capture_service import CaptureService
-from functions.dispatch import Dispatcher
 from functions.download_routes import build_download_router
 from functions.health_routes import build_health_router
 from functions.metrics import RegistryCollector, RequestMetrics, build_metrics_router
 from shared.access import load_access_config
 from shared.alert_config import load_alert_config
+from shared.broker import make_celery
 from shared.config import Settings
 from shared.registry import Registry
 from shared.storage_accounts import load_storage_accounts
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     registry = Registry.from_url(settings.database_url)
     accounts = load_storage_accounts(settings.storage_config)
-    service = CaptureService(registry, Dispatcher(settings.broker_url), settings.capture_root,
+    service = CaptureService(registry, make_celery("packetwatch-api", settings.broker_url), settings.capture_root,
                              timedelta(seconds=settings.start_deadline_seconds), settings.require_known_agent,
                              accounts, timedelta(seconds=settings.upload_retry_seconds))
 

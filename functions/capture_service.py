@@ -7,8 +7,9 @@ it, taken out of the outbox. If this process dies in between, a client that re-s
 the request sent then, and otherwise the control worker's relay sends it. An ARM create
 waits for the broker's confirm: if the broker refuses a new capture, the record goes and
 the caller gets 503, nothing half-accepted. An alert's capture is answered once recorded
-and published in the background (`BackgroundSender`): an alert storm never waits on the
-broker, and a broker that is down delays the request (the relay sends it) but loses nothing.
+and published in the background (`OutboxSender`, which publishes for both): an alert storm
+never waits on the broker, and a broker that is down delays the request (the relay sends
+it) but loses nothing.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import replace
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 from azure.core.exceptions import AzureError
+from celery import Celery
 
-from functions.background_send import BackgroundSender
-from functions.dispatch import Dispatcher, capture_message, stop_message
+from functions.dispatch import capture_message, stop_message
+from functions.outbox_sender import OutboxSender
 from functions.metrics import CAPTURES_CREATED
 from shared.arm import (
     CaptureSummary, PacketCaptureParameters, PacketCaptureQueryStatusResult, PacketCaptureResult, PcStatus,
@@ -33,7 +34,6 @@ from shared.capture_files import files_of
 from shared.capture_spec import CaptureSpec, build_spec
 from shared.errors import AgentNotFound, BrokerUnavailable, InvalidField
 from shared.failpoints import failpoint
-from shared.outbox import PendingMessage
 from shared.messages import Outgoing, UploadTarget
 from shared.registry import AlertClaim, CaptureRecord, Created, InstancePart, Registry
 from shared.registry_records import plans_a_blob
@@ -43,25 +43,23 @@ from shared.storage_accounts import SAS_MARGIN, StorageAccount, StorageAccounts
 from shared.storage_layout import blob_path, container_of
 
 ACTIVE = (PcStatus.NOT_STARTED, PcStatus.RUNNING)
-PUBLISHERS = 8  # a scale set capture's requests are published this many at a time
 log = logging.getLogger("packetwatch.api")
 
 
 
 
 class CaptureService:
-    def __init__(self, registry: Registry, dispatcher: Dispatcher, capture_root: str,
+    def __init__(self, registry: Registry, broker: Celery, capture_root: str,
                  start_deadline: timedelta = timedelta(minutes=5), require_known_agent: bool = False,
                  accounts: StorageAccounts | None = None, upload_retry: timedelta = timedelta(minutes=15)) -> None:
         self.registry = registry
-        self.dispatcher = dispatcher
         self.capture_root = capture_root
         self.start_deadline = start_deadline
         self.require_known_agent = require_known_agent
         self.accounts = accounts or StorageAccounts()
         self.upload_retry = upload_retry
         self.containers_made: set[tuple[int, str]] = set()
-        self.background = BackgroundSender(dispatcher.app, registry.messages_sent)
+        self.sender = OutboxSender(broker, registry.messages_sent)
 
     def upload_target(self, spec: CaptureSpec, parameters: PacketCaptureParameters,
                       created: datetime) -> UploadTarget | None:
@@ -151,10 +149,10 @@ class CaptureService:
                                        self.planned_path(parameters, now))
         failpoint("capture.recorded")
         if not await_confirm:
-            self.background.submit(created.pending)
+            self.sender.submit(created.pending)
         else:
             try:
-                self.send(created.pending)
+                self.sender.send(created.pending)
             except BrokerUnavailable as exc:
                 if not created.created or not self._partly_sent(capture, created, exc.confirmed):
                     if created.created:
@@ -170,30 +168,6 @@ class CaptureService:
                      run_id, extra={"capture_id": capture.arm_id, "run_id": run_id, "source": source})
         return created
 
-    def send(self, pending: list[PendingMessage]) -> None:
-        """Publish recorded messages, each removed from the outbox once the broker confirms it
-        (a scale set's, several at a time, removed together). On BrokerUnavailable, its
-        `confirmed` says how many the broker took first."""
-        confirmed: list[PendingMessage] = []
-
-        def publish(message: PendingMessage) -> None:
-            self.dispatcher.send(message.message)
-            failpoint("capture.published")
-            confirmed.append(message)
-
-        try:
-            if len(pending) == 1:
-                publish(pending[0])
-            else:
-                with ThreadPoolExecutor(max_workers=PUBLISHERS) as pool:
-                    for _ in pool.map(publish, pending):
-                        pass
-        except BrokerUnavailable as exc:
-            exc.confirmed = len(confirmed)
-            raise
-        finally:
-            self.registry.messages_sent(confirmed)
-
     @staticmethod
     def _partly_sent(capture: CaptureId, created: Created, confirmed: int) -> bool:
         """A scale set capture some of whose instances already got their request stays (the
@@ -208,13 +182,13 @@ class CaptureService:
         """Send what an earlier request recorded for this capture but never got confirmed."""
         unsent = self.registry.take_unsent(capture)
         if await_confirm:
-            self.send(unsent)
+            self.sender.send(unsent)
         else:
-            self.background.submit(unsent)
+            self.sender.submit(unsent)
 
     def close(self) -> None:
         """Finish the background publishes under way (the relay sends what is left)."""
-        self.background.close()
+        self.sender.close()
 
     def stop(self, record: CaptureRecord) -> None:
         """Ask the agent to stop an active capture, once; a stopped one is left as it is. The
@@ -227,7 +201,7 @@ class CaptureService:
             return
         now = datetime.now(timezone.utc)
         message = stop_message(record.capture, record.run_id, VirtualMachineId.parse(record.parameters.target), now)
-        self.send(self.registry.request_stop(record, message, now))
+        self.sender.send(self.registry.request_stop(record, message, now))
         log.info("capture %s stop requested, run %s", record.capture.arm_id, record.run_id,
                  extra={"capture_id": record.capture.arm_id, "run_id": record.run_id})
 

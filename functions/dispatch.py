@@ -1,16 +1,12 @@
-"""The messages the front door sends to an agent's queue, and sending them with the
-broker's confirm."""
+"""The messages the front door sends to an agent's queue (`OutboxSender` sends them)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from kombu.exceptions import OperationalError
-
 from shared.arm import PacketCaptureParameters
-from shared.broker import agent_queue_name, make_celery, publish
+from shared.broker import agent_queue_name
 from shared.capture_spec import CaptureSpec
-from shared.errors import BrokerUnavailable
 from shared.messages import CaptureRequest, Outgoing, StopRequest, TaskName, UploadTarget
 from shared.resource_ids import CaptureId, VirtualMachineId
 
@@ -27,15 +23,3 @@ def capture_message(spec: CaptureSpec, run_id: str, parameters: PacketCapturePar
 def stop_message(capture: CaptureId, run_id: str, target: VirtualMachineId, at: datetime) -> Outgoing:
     request = StopRequest(capture_id=capture.arm_id, run_id=run_id, requested_at=at)
     return Outgoing(task=TaskName.STOP, queue=agent_queue_name(target), payload=request.model_dump(mode="json"))
-
-
-class Dispatcher:
-    def __init__(self, broker_url: str) -> None:
-        self.app = make_celery("packetwatch-api", broker_url)
-
-    def send(self, message: Outgoing) -> None:
-        """Publish and wait for the broker's confirm; BrokerUnavailable when it does not come."""
-        try:
-            publish(self.app, message.task.value, message.payload, message.queue)
-        except (OperationalError, OSError) as exc:
-            raise BrokerUnavailable(str(exc)) from exc

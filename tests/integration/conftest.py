@@ -48,19 +48,24 @@ def capture_body(vm: VirtualMachineId, **extra) -> dict:
                            "filters": [{"protocol": "TCP", "localPort": "8080"}], **extra}}
 
 
-def queued_messages(broker_url: str, vm: VirtualMachineId) -> list[tuple[str, dict]]:
-    """Take every message waiting in the VM's queue: (task name, payload)."""
+def queue_messages(broker_url: str, queue: str) -> list[tuple[str, dict]]:
+    """Take every message waiting in a queue: (task name, payload); none when there is no such queue."""
     taken = []
     with Connection(broker_url) as conn:
         channel = conn.channel()
         try:
-            channel.queue_declare(agent_queue_name(vm), passive=True)
+            channel.queue_declare(queue, passive=True)
         except NotFound:
             return taken
-        while (message := channel.basic_get(agent_queue_name(vm), no_ack=True)) is not None:
+        while (message := channel.basic_get(queue, no_ack=True)) is not None:
             args = json.loads(message.body)[0]
             taken.append((message.headers["task"], args[0]))
     return taken
+
+
+def queued_messages(broker_url: str, vm: VirtualMachineId) -> list[tuple[str, dict]]:
+    """Take every message waiting in the VM's queue."""
+    return queue_messages(broker_url, agent_queue_name(vm))
 
 
 def unsent(registry, record):

@@ -234,7 +234,7 @@ def test_an_alert_while_the_broker_is_down_is_accepted_and_its_request_kept_for_
         [started] = answer.json()["started"]
         again = _post(client, s.alertmanager({"vm_resource_id": vm.arm_id}))
         assert again.json()["alreadyRunning"][0]["id"] == started["id"]
-    # the app has shut down: its background publisher gave up on the broker
+    # the app has shut down: its outbox sender gave up on the broker
     registry = Registry.from_url(database_url)
     capture = CaptureId.parse(started["id"])
     assert registry.get(capture).status.value == "NotStarted"

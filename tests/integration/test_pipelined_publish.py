@@ -1,7 +1,6 @@
 """A batch published with one wait for the broker's confirms, on the real broker: each message
 is reported confirmed exactly when the broker has it, in the form Celery workers take."""
 
-import json
 import secrets
 
 import pytest
@@ -10,19 +9,11 @@ from kombu import Connection
 from shared.broker import make_celery
 from shared.messages import Outgoing, TaskName
 from shared.pipelined_publish import PipelinedPublisher, Published
+from tests.integration.conftest import queue_messages
 
 
 def _message(queue: str, index: int) -> Outgoing:
     return Outgoing(task=TaskName.CAPTURE, queue=queue, payload={"index": index})
-
-
-def _taken(broker_url: str, queue: str) -> list[tuple[str, dict]]:
-    taken = []
-    with Connection(broker_url) as conn:
-        channel = conn.channel()
-        while (message := channel.basic_get(queue, no_ack=True)) is not None:
-            taken.append((message.headers["task"], json.loads(message.body)[0][0]))
-    return taken
 
 
 @pytest.fixture
@@ -39,7 +30,7 @@ def test_a_batch_to_new_queues_is_confirmed_and_queued_once_each_in_order(broker
     published = publisher.publish(messages)
     assert published.confirmed == [True] * 30 and published.failure is None
     for n, queue in enumerate(queues):
-        assert _taken(broker_url, queue) == [(TaskName.CAPTURE.value, {"index": index})
+        assert queue_messages(broker_url, queue) == [(TaskName.CAPTURE.value, {"index": index})
                                              for index in range(n, 30, 3)]
 
 
@@ -51,7 +42,7 @@ def test_what_the_broker_refuses_is_reported_unconfirmed_and_the_next_batch_gets
     assert published.confirmed[1:] == [False, False], "the channel closed at the refused queue"
     assert "PRECONDITION_FAILED" in published.failure
     assert publisher.publish([_message(good, 4)]).confirmed == [True], "a new connection after the failure"
-    indices = [payload["index"] for _, payload in _taken(broker_url, good)]
+    indices = [payload["index"] for _, payload in queue_messages(broker_url, good)]
     # The first may be queued with its confirm lost with the channel: then its sender sends it
     # again (at least once); what is reported confirmed is always there.
     assert indices in ([1, 4], [4]) and (not published.confirmed[0] or indices == [1, 4])
