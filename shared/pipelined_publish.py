@@ -32,11 +32,17 @@ class Published:
 
 
 class _ConfirmChannel:
-    """One channel in confirm mode that knows the number of each of its publishes."""
+    """One channel in confirm mode that knows the number of each of its publishes.
 
-    def __init__(self, connection: Connection) -> None:
+    Its task events go through a dispatcher of its own that does not buffer while offline:
+    Celery's default one swallows any error raised while it publishes an event, and py-amqp
+    reports a channel the broker closed on the next publish, which may be an event's. The
+    swallowed close would leave a silently reopened channel, not in confirm mode, behind."""
+
+    def __init__(self, app: Celery, connection: Connection) -> None:
         self.channel = connection.channel()
         self.channel.confirm_select()
+        self.events = app.events.Dispatcher(channel=self.channel, enabled=False, buffer_while_offline=False)
         self.sent = 0
         self.unconfirmed: set[int] = set()
         self.refused: set[int] = set()
@@ -89,7 +95,7 @@ class PipelinedPublisher:
                     channel.declared.add(message.queue)
                 numbers.append(channel.sent + 1)  # the message's own publish comes first, then its task event
                 self.app.send_task(message.task.value, args=[message.payload], queue=queue, routing_key=message.queue,
-                                   producer=producer, retry=False, declare=[])
+                                   producer=producer, event_dispatcher=channel.events, retry=False, declare=[])
             deadline = time.monotonic() + self.confirm_timeout
             while channel.unconfirmed and time.monotonic() < deadline:
                 self._connection.drain_events(timeout=max(0.001, deadline - time.monotonic()))  # type: ignore[union-attr]
@@ -105,7 +111,7 @@ class PipelinedPublisher:
             connection = self.app.connection_for_write(transport_options={"confirm_publish": False})
             self._connection = connection
             connection.ensure_connection(max_retries=0)  # fail now: the caller retries
-            self._channel = _ConfirmChannel(connection)
+            self._channel = _ConfirmChannel(self.app, connection)
         return self._channel
 
     def _failed(self, numbers: list[int], messages: list[Outgoing], reason: str) -> Published:
