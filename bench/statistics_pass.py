@@ -1,7 +1,7 @@
 """The end-of-capture statistics pass (protocols, top talkers, SHA-256: what an agent reads
-before it reports Stopped) per packet, on a file like a VM's traffic: 2,000 TCP and UDP
-flows over IPv4 and IPv6 (IP IDs and checksums changing packet to packet), 60-1,514 byte
-frames. Reference, in the same run: hashing the same file alone (hashlib's SHA-256, the
+from a capture file once it has reported Stopped) per packet, on a file like a VM's traffic:
+2,000 TCP and UDP flows over IPv4 and IPv6 (IP IDs and checksums changing packet to packet),
+60-1,514 byte frames. Reference, in the same run: hashing the same file alone (hashlib's SHA-256, the
 floor of any pass that proves the file). Wall and CPU time per packet, medians (min-max);
 nothing is left in the temp dir.
 Usage: python -m bench.statistics_pass [--packets 1000000] [--runs 5]

@@ -66,3 +66,15 @@ def test_the_fast_pass_counts_what_scapy_reads_across_chunk_boundaries(tmp_path,
     stats = read_statistics(torn)
     assert stats.packets == len(frames), "the torn last record is not counted"
     assert stats.sha256 == hashlib.sha256(torn.read_bytes()).hexdigest(), "but it is part of the file's digest"
+
+
+def test_counting_ends_at_a_record_longer_than_any_snap_length_and_the_digest_covers_the_file(tmp_path, monkeypatch):
+    frames = _frames(random.Random(5))
+    records = b"".join(struct.pack("<IIII", 1, n, len(f), len(f)) + f for n, f in enumerate(frames))
+    corrupt = struct.pack("<IIII", 2, 0, 1 << 30, 1 << 30)  # a caplen no capture writes
+    path = tmp_path / "corrupt.cap"
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + records + corrupt + records * 40)
+    monkeypatch.setattr(pcap_stats, "CHUNK_BYTES", 4099)
+    stats = read_statistics(path)
+    assert stats.packets == len(frames), "nothing after the corrupt record is counted"
+    assert stats.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
