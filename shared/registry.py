@@ -153,9 +153,6 @@ class Registry:
         with self.engine.begin() as conn:
             return outbox.lease_expired(conn, datetime.now(timezone.utc), limit)
 
-    def message_sent(self, message: PendingMessage) -> None:
-        self.messages_sent([message])
-
     def messages_sent(self, messages: list[PendingMessage]) -> None:
         """Take confirmed messages out of the outbox, in one transaction."""
         if not messages:

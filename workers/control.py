@@ -26,6 +26,7 @@ from shared.errors import InvalidField
 from shared.messages import (
     SILENT_HEARTBEATS, CaptureStatistics, FileClosed, Heartbeat, Notification, StatusEvent, TaskName, UploadResult,
 )
+from shared.pipelined_publish import PipelinedPublisher
 from shared.probes import broker_state, database_state, serve_probes
 from shared.registry import CaptureRecord, Registry
 from shared.resource_ids import CaptureId, VirtualMachineId
@@ -47,6 +48,7 @@ CAPTURE_EVENTS = Counter("packetwatch_capture_events_total", "Capture status cha
                          "status and reason (stop reason or error)", ["status", "reason"])
 UPLOADS = Counter("packetwatch_uploads_total", "Upload results reported by agents, fleet-wide (stored, failed)",
                   ["result"])
+RELAY_BATCH = 500  # messages per batch the relay publishes
 RELAYED = Counter("packetwatch_outbox_relayed_total", "Requests the control worker sent for an API process that "
                   "recorded them but never saw them confirmed")
 EXPIRED = Counter("packetwatch_captures_expired_total", "Captures ended as AgentStopped by the control worker, by "
@@ -67,6 +69,7 @@ class Control:
         self.registry = registry
         self.uploads = uploads or FileUploads(StorageAccounts(), timedelta(minutes=15))
         self.heartbeats = HeartbeatBatch(registry)
+        self.relayer = PipelinedPublisher(app)  # the sweep thread's own connection
         self.interval = timedelta(seconds=heartbeat_seconds)
         self.last_tick: datetime | None = None
         self.ticks_since: datetime | None = None
@@ -150,16 +153,23 @@ class Control:
                 self.notify(record.capture.arm_id, FAILED)
 
     def relay(self) -> int:
-        """Send what an API process recorded but never saw confirmed (it died, or the broker
-        failed it); each message leaves the outbox once the broker confirms it."""
-        sent = 0
-        for pending in self.registry.take_abandoned():
-            publish(self.app, pending.message.task.value, pending.message.payload, pending.message.queue)
-            self.registry.message_sent(pending)
-            RELAYED.inc()
-            log.info("relayed %s for %s", pending.message.task.value, pending.capture_key)
-            sent += 1
-        return sent
+        """Send what API processes recorded but never saw confirmed (one died, or the broker
+        failed it), in batches with one wait for the broker's confirms each; what is confirmed
+        leaves the outbox, the rest is sent again at the next tick."""
+        relayed = 0
+        while pending := self.registry.take_abandoned(RELAY_BATCH):
+            published = self.relayer.publish([message.message for message in pending])
+            sent = [message for message, confirmed in zip(pending, published.confirmed) if confirmed]
+            self.registry.messages_sent(sent)
+            RELAYED.inc(len(sent))
+            relayed += len(sent)
+            for message in sent:
+                log.info("relayed %s for %s", message.message.task.value, message.capture_key)
+            if len(sent) < len(pending):
+                log.warning("relay: %d of %d message(s) not confirmed (%s); sent again at the next tick",
+                            len(pending) - len(sent), len(pending), published.failure)
+                break
+        return relayed
 
     def file_closed(self, event: FileClosed) -> None:
         """Record a continuous capture's file; with a storage account, send its upload."""

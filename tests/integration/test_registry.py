@@ -158,7 +158,7 @@ def test_a_capture_and_its_request_are_recorded_together_until_the_broker_confir
     assert unsent(registry, made.record) == [pending]
     assert registry.take_unsent(capture) == [], "its creator holds the lease: nobody else sends it"
     assert pending.id not in {m.id for m in registry.take_abandoned()}
-    registry.message_sent(pending)
+    registry.messages_sent([pending])
     assert unsent(registry, made.record) == []
 
 
@@ -168,7 +168,7 @@ def test_a_request_whose_sender_died_is_taken_by_one_other_sender(registry):
     again = registry.create(capture, _params(), VM.lower(), T0, "other-run", _request(capture, "other-run"))
     assert (again.created, again.pending) == (False, [left]), "a re-sent PUT takes it and sends it"
     assert registry.take_unsent(capture) == [] and left.id not in {m.id for m in registry.take_abandoned()}
-    registry.message_sent(left)
+    registry.messages_sent([left])
     assert unsent(registry, record) == []
 
 
@@ -187,7 +187,7 @@ def test_only_the_first_of_many_stop_requests_counts_and_stays_until_sent(regist
     assert registry.request_stop(record, _stop(record), datetime.now(timezone.utc)) == [], "its sender holds it"
     later = datetime.now(timezone.utc) + timedelta(seconds=60)
     assert registry.request_stop(record, _stop(record), later) == [stop], "its sender died: the next caller sends it"
-    registry.message_sent(stop)
+    registry.messages_sent([stop])
     assert registry.request_stop(record, _stop(record), later) == []
     assert registry.get(capture).status is PcStatus.RUNNING
 

@@ -4,10 +4,10 @@ the file's SHA-256, all in one pass over the file.
 At fleet speed (about half a microsecond of Python per packet): the file is read in large
 chunks and each record is looked at in place, with one unpack for its header and addresses.
 An IPv4 or IPv6 packet adds its length to a counter keyed by its protocol number and raw
-address bytes (packets and bytes kept in one integer),
-and the keys, a handful per file, are named once at the end; anything else (VLAN tags, ARP,
-truncated headers) is classified on the spot. The SHA-256 of each chunk is computed on
-another thread meanwhile (hashlib lets go of the GIL), in order.
+address bytes (packets and bytes kept in one integer), and the keys, a handful per file,
+are named once at the end; anything else (VLAN tags, ARP, truncated headers) is classified
+on the spot. The SHA-256 of each chunk is computed on another thread meanwhile (hashlib
+lets go of the GIL), in order.
 """
 
 from __future__ import annotations
@@ -117,7 +117,8 @@ def _count_chunks(handle: BinaryIO, view, hasher: ThreadPoolExecutor, digest,  #
     record's carried to the other buffer), each chunk hashed on `hasher`, in order, while the
     next is counted."""
     buffers = [bytearray(_CARRY_ROOM + CHUNK_BYTES + _VIEW_BYTES) for _ in range(2)]
-    carried, counting, hashing = 0, True, None
+    carried, counting = 0, True
+    hashing: Future | None = None
     for turn in itertools.count():
         buf = memoryview(buffers[turn % 2])
         read = handle.readinto(buf[carried:carried + CHUNK_BYTES])
