@@ -21,7 +21,7 @@ import httpx
 from kombu import Connection
 
 from lab.vms import LabVm
-from shared.access import hash_token
+from shared.access import hash_token, new_token
 from shared.broker import agent_queue_name
 from shared.config import CONTROL_SIDE_ONLY
 
@@ -79,7 +79,7 @@ class Stack:
     control_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     metrics_ports: dict[str, int] = field(default_factory=dict)  # process name -> its /metrics port
-    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    token: str = field(default_factory=new_token)
 
     def __post_init__(self) -> None:
         """One contributor token for every subscription, stored hashed as in production."""

@@ -71,13 +71,23 @@ def load_access_config(path: str | None) -> AccessConfig:
     return load_model(AccessConfig, path, "PACKETWATCH_ACCESS_CONFIG")
 
 
+TOKEN_PREFIX = "pwt_"
+
+
+def new_token() -> str:
+    """A new API token: 256 random bits behind a fixed prefix, so it never starts with "-"
+    (one in 64 bare url-safe tokens does, and `--token -…` is then read as an option) and a
+    secret scanner can tell it for what it is."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
 def create_token(path: Path, name: str, role: Role, subscriptions: list[str]) -> str:
     """Make a token, add its hash to the access file at `path` (created if missing, readable
     by its owner only) and return the token: the only time it is shown."""
     config = load_access_config(str(path)) if path.exists() else AccessConfig()
     if any(grant.name == name for grant in config.tokens):
         raise InvalidField("--name", name, f"a token with this name is already in {path}")
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     config.tokens.append(TokenGrant(name=name, sha256=hash_token(token), subscriptions=subscriptions, role=role))
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
