@@ -155,7 +155,7 @@ class Control:
     def relay(self) -> int:
         """Send what API processes recorded but never saw confirmed (one died, or the broker
         failed it), in batches with one wait for the broker's confirms each; what is confirmed
-        leaves the outbox, the rest is sent again at the next tick."""
+        leaves the outbox, the rest is sent again once the lease this relay took runs out."""
         relayed = 0
         while pending := self.registry.take_abandoned(RELAY_BATCH):
             published = self.relayer.publish([message.message for message in pending])
@@ -166,7 +166,7 @@ class Control:
             for message in sent:
                 log.info("relayed %s for %s", message.message.task.value, message.capture_key)
             if len(sent) < len(pending):
-                log.warning("relay: %d of %d message(s) not confirmed (%s); sent again at the next tick",
+                log.warning("relay: %d of %d message(s) not confirmed (%s); sent again when their lease runs out",
                             len(pending) - len(sent), len(pending), published.failure)
                 break
         return relayed
