@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import itertools
+import os
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
@@ -116,12 +117,14 @@ def _count_chunks(handle: BinaryIO, view, hasher: ThreadPoolExecutor, digest,  #
     """Read the records into two buffers in turn (no copy but the kernel's, and an incomplete
     record's carried to the other buffer), each chunk hashed on `hasher`, in order, while the
     next is counted."""
-    buffers = [bytearray(_CARRY_ROOM + CHUNK_BYTES + _VIEW_BYTES) for _ in range(2)]
+    size = os.fstat(handle.fileno()).st_size  # a small file gets small buffers (they are zeroed)
+    chunk, carry_room = max(1, min(CHUNK_BYTES, size)), min(_CARRY_ROOM, size)
+    buffers = [bytearray(carry_room + chunk + _VIEW_BYTES) for _ in range(2)]
     carried, counting = 0, True
     hashing: Future | None = None
     for turn in itertools.count():
         buf = memoryview(buffers[turn % 2])
-        read = handle.readinto(buf[carried:carried + CHUNK_BYTES])
+        read = handle.readinto(buf[carried:carried + chunk])
         if not read:
             break
         if hashing is not None:
@@ -131,7 +134,7 @@ def _count_chunks(handle: BinaryIO, view, hasher: ThreadPoolExecutor, digest,  #
             end = carried + read
             done = _count(buffers[turn % 2], end, view, flows, stats)
             carried = end - done
-            if carried > _CARRY_ROOM:  # a torn record: nothing after it is counted
+            if carried > carry_room:  # a torn record: nothing after it is counted
                 counting, carried = False, 0
             buffers[(turn + 1) % 2][:carried] = buf[done:done + carried]
     if hashing is not None:
