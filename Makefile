@@ -78,6 +78,8 @@ bench: setup
 	$(PY) -m bench.upload
 	$(PY) -m bench.registry_list
 	$(PY) -m bench.control_throughput
+	$(PY) -m bench.relay
+	$(PY) -m bench.broker_queues
 
 clean:
 	rm -rf $(VENV) .packetwatch .tools

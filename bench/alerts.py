@@ -115,13 +115,11 @@ def storm(stack: Stack, alerts: int, vms: int, clients: int, subscription: str) 
 
 def _all_queued(broker_url: str, vms: list[VirtualMachineId], timeout: float = 30) -> float:
     """When every VM's queue holds its capture request (no agent consumes them here)."""
-    waiting = list(vms)
     with Connection(broker_url) as conn:
-        channel = conn.default_channel
+        waiting = [durable_queue(agent_queue_name(vm))(conn.default_channel) for vm in vms]
         deadline = time.perf_counter() + timeout
         while waiting and time.perf_counter() < deadline:
-            waiting = [vm for vm in waiting
-                       if durable_queue(agent_queue_name(vm))(channel).queue_declare(passive=True).message_count < 1]
+            waiting = [queue for queue in waiting if queue.queue_declare(passive=True).message_count < 1]
             time.sleep(0.005)
     if waiting:
         raise TimeoutError(f"{len(waiting)} capture requests not queued after {timeout} s")

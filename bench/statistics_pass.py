@@ -3,7 +3,8 @@ from a capture file once it has reported Stopped) per packet, on a file like a V
 2,000 TCP and UDP flows over IPv4 and IPv6 (IP IDs and checksums changing packet to packet),
 60-1,514 byte frames. Reference, in the same run: hashing the same file alone (hashlib's SHA-256, the
 floor of any pass that proves the file). Wall and CPU time per packet, medians (min-max);
-nothing is left in the temp dir.
+then the time per file for a small file (a continuous capture's files are read one by one).
+Nothing is left in the temp dir.
 Usage: python -m bench.statistics_pass [--packets 1000000] [--runs 5]
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from workers.capture.pcap_stats import read_statistics
 
+SMALL_PACKETS = 500
 ETHERNET = bytes.fromhex("020000000001020000000002")
 
 
@@ -77,6 +79,11 @@ def main() -> int:
         assert found.packets == args.packets and found.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
         ours = [timed(lambda: read_statistics(path)) for _ in range(args.runs)]
         floor = [timed(lambda: sha256_only(path)) for _ in range(args.runs)]
+        small = workdir / "ring-file.cap"  # the size of a continuous capture's file: each is read on its own
+        make_file(small, SMALL_PACKETS)
+        small_size = small.stat().st_size
+        small_ours = [timed(lambda: [read_statistics(small) for _ in range(100)]) for _ in range(args.runs)]
+        small_floor = [timed(lambda: [sha256_only(small) for _ in range(100)]) for _ in range(args.runs)]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     per = lambda seconds: seconds / args.packets * 1e6  # noqa: E731 (µs per packet)
@@ -86,8 +93,12 @@ def main() -> int:
         walls, cpus = [per(w) for w, _ in results], [per(c) for _, c in results]
         print(f"  {label:36} wall {statistics.median(walls):.3f} ({min(walls):.3f}-{max(walls):.3f})  "
               f"cpu {statistics.median(cpus):.3f} ({min(cpus):.3f}-{max(cpus):.3f})")
+    per_file = [wall * 10 for wall, _ in small_ours]  # ms per file: 100 files a run
+    print(f"  a {small_size / 1000:.0f} KB file ({SMALL_PACKETS} packets), ms per file: "
+          f"{statistics.median(per_file):.2f} ({min(per_file):.2f}-{max(per_file):.2f}); SHA-256 alone "
+          f"{statistics.median(wall * 10 for wall, _ in small_floor):.2f}")
     print(json.dumps({"wall_us": [per(w) for w, _ in ours], "cpu_us": [per(c) for _, c in ours],
-                      "sha256_wall_us": [per(w) for w, _ in floor]}))
+                      "sha256_wall_us": [per(w) for w, _ in floor], "small_file_ms": per_file}))
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -49,10 +48,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # What was built at start-up (modules, the app, its statements: ~130k objects) lives as
-        # long as the process: left out of the collector's full passes, each of which otherwise
-        # walks it all and holds every request for ~70 ms (one was seen in an alert storm).
-        gc.freeze()
         yield
         await run_in_threadpool(service.close)
 

@@ -148,25 +148,30 @@ class CaptureService:
         created = self.registry.create(capture, parameters, target_key, now, run_id, request, claim, instances,
                                        self.planned_path(parameters, now))
         failpoint("capture.recorded")
-        if not await_confirm:
-            self.sender.submit(created.pending)
+        if await_confirm:
+            self._confirm_or_undo(capture, created, claim)
         else:
-            try:
-                self.sender.send(created.pending)
-            except BrokerUnavailable as exc:
-                if not created.created or not self._partly_sent(capture, created, exc.confirmed):
-                    if created.created:
-                        self.registry.delete(capture)
-                        if claim is not None:
-                            self.registry.release_alert_capture(claim.vm_key, claim.rule_key, capture)
-                    raise
-            failpoint("capture.confirmed")
+            self.sender.submit(created.pending)
         if created.created:
             CAPTURES_CREATED.labels(source).inc()
             scope = f" ({len(instances)} instances)" if instances else ""
             log.info("capture %s created by %s for %s%s, run %s", capture.arm_id, source, parameters.target, scope,
                      run_id, extra={"capture_id": capture.arm_id, "run_id": run_id, "source": source})
         return created
+
+    def _confirm_or_undo(self, capture: CaptureId, created: Created, claim: AlertClaim | None) -> None:
+        """Wait for the broker to confirm the requests; when it does not, a new capture (and its
+        alert claim) goes and BrokerUnavailable is raised, unless it was partly sent."""
+        try:
+            self.sender.send(created.pending)
+        except BrokerUnavailable as exc:
+            if not created.created or not self._partly_sent(capture, created, exc.confirmed):
+                if created.created:
+                    self.registry.delete(capture)
+                    if claim is not None:
+                        self.registry.release_alert_capture(claim.vm_key, claim.rule_key, capture)
+                raise
+        failpoint("capture.confirmed")
 
     @staticmethod
     def _partly_sent(capture: CaptureId, created: Created, confirmed: int) -> bool:

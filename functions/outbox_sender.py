@@ -74,8 +74,8 @@ class OutboxSender:
     def _run(self) -> None:
         stopping = False
         while not stopping and (job := self._jobs.get()) is not None:
-            jobs = [job]
-            while sum(len(job.pending) for job in jobs) < BATCH:
+            jobs, messages = [job], len(job.pending)
+            while messages < BATCH:
                 try:
                     job = self._jobs.get_nowait()
                 except queue.Empty:
@@ -84,6 +84,7 @@ class OutboxSender:
                     stopping = True
                     break
                 jobs.append(job)
+                messages += len(job.pending)
             self._send(jobs)
 
     def _send(self, jobs: list[_Job]) -> None:

@@ -3,13 +3,14 @@ in the outbox (they died, or the broker failed them) reaches its queues once eac
 batches; what the broker does not take stays in the outbox for the next tick."""
 
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
+from lab.abandoned import leave_requests
 from shared import outbox
 from shared.broker import make_celery
-from shared.messages import Outgoing, TaskName
+from shared.messages import TaskName
 from shared.registry import Registry
 from tests.integration.conftest import queue_messages
 from workers.control import RELAY_BATCH, Control
@@ -21,12 +22,7 @@ def abandoned(empty_database_url):
     registry = Registry.from_url(empty_database_url)
     queues = [f"test.relay.{secrets.token_hex(3)}.{n}" for n in range(3)]
     count = RELAY_BATCH * 5 // 2
-    long_ago = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    with registry.engine.begin() as conn:
-        for index in range(count):
-            outbox.add(conn, f"capture-{index}", "run", Outgoing(task=TaskName.CAPTURE, queue=queues[index % 3],
-                                                                 payload={"index": index}),
-                       long_ago + timedelta(milliseconds=index))
+    leave_requests(registry, count, queues)
     yield registry, queues, count
     registry.engine.dispose()
 
