@@ -175,7 +175,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     from shared.config import state_dir
 
     return run_up(Path(args.state_dir) if args.state_dir else state_dir(), args.interface, args.port, args.host,
-                  args.lab)
+                  args.lab, args.location)
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -274,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--interface", help="the interface the local agent captures on (default: the default route's)")
     up.add_argument("--host", default="127.0.0.1", help="address the API and console listen on")
     up.add_argument("--port", type=int, default=8080, help="port of the API and console")
+    up.add_argument("-l", "--location", default="local", type=str.lower,
+                    help="the region its agents report (their network watcher is NetworkWatcher_<region>, in "
+                         "NetworkWatcherRG; az's -l takes it); default: local")
     up.add_argument("--lab", type=int, default=0, metavar="N",
                     help="also N test VMs (network namespaces, 198.18.0.0/15) with an agent each and known traffic "
                          "every second, for a tour")

@@ -17,26 +17,46 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
-from lab.azurite import ACCOUNT, Azurite
-from lab.stack import free_port, has_consumer
+from cli.supervisor import Child, free_port, stop_in_stages
+from lab.azurite import ACCOUNT, STOP_GRACE_SECONDS, Azurite
+from lab.stack import has_consumer
 from lab.tour import Traffic
 from lab.vms import LabVm, create_vms, remove_vms
 from shared.access import Role, create_token, load_access_config
 from shared.broker import agent_queue_name
 from shared.config import CONTROL_SIDE_ONLY
-from shared.registry import Registry
+from shared.registry import Registry, make_engine
 from shared.resource_ids import VirtualMachineId
+from shared.storage_accounts import load_storage_accounts
+from shared.stored_blobs import audit_stored_blobs
 
 LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 LOCAL_GROUP = "local"
 START_TIMEOUT = 60.0
-LAB_METRICS_PORTS = 9820  # the first lab VM's agent; the default ports of the others are the host agent's
+# Each worker's /metrics, /healthz and /readyz: these ports when free, else any free one.
+PROBE_PORTS = {"agent": 9810, "control": 9811, "notify": 9812}
+LAB_PROBE_PORTS = 9820  # the first lab VM's agent
+# How long each may take to save its state after SIGTERM before it is killed: an agent ends
+# its captures (reports, upload requests) and finishes the uploads it has begun.
+GRACE_SECONDS = {"api": 15.0, "agent": 60.0, "control": 30.0, "notify": 30.0}
 LOCAL_STORAGE_ID = (f"/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/{LOCAL_GROUP}/providers/"
                     f"Microsoft.Storage/storageAccounts/{ACCOUNT}")
+
+
+def available_port(preferred: int) -> int:
+    """`preferred` when nothing holds it, else a free port."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            return free_port()
 
 
 def default_route_interface() -> str:
@@ -62,9 +82,12 @@ class Up:
     broker_url: str = field(default_factory=lambda: os.environ.get(
         "PACKETWATCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"))
     lab_vms: int = 0
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    location: str = "local"
+    children: dict[str, Child] = field(default_factory=dict)
+    probe_ports: dict[str, int] = field(default_factory=dict)  # worker -> the port its probes were given
     vms: list[LabVm] = field(default_factory=list)
     traffic: Traffic | None = None
+    azurite: Azurite | None = None
 
     @property
     def api_url(self) -> str:
@@ -72,6 +95,12 @@ class Up:
 
     def path(self, name: str) -> Path:
         return self.state_dir / name
+
+    def say(self, line: str) -> None:
+        """To the terminal and to logs/up.log."""
+        print(line, flush=True)
+        with self.path("logs").joinpath("up.log").open("a") as log:
+            log.write(f"{datetime.now(timezone.utc).isoformat(timespec='milliseconds')} {line}\n")
 
     def first_token(self) -> str | None:
         """A contributor token on the first start (printed once); None when tokens exist."""
@@ -88,36 +117,61 @@ class Up:
                 "PACKETWATCH_ACCESS_CONFIG": str(self.path("access.yaml")),
                 "PACKETWATCH_STORAGE_CONFIG": str(self.path("storage.json"))}
 
-    def spawn(self, name: str, env: dict[str, str], *args: str) -> None:
+    def spawn(self, name: str, grace_seconds: float, env: dict[str, str], *args: str) -> None:
         log = self.path("logs").joinpath(f"{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=env, stdout=log,
-                                                stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        self.children[name] = Child(name, process, grace_seconds)
+
+    def spawn_worker(self, name: str, kind: str, env: dict[str, str], *args: str, port: int) -> None:
+        """A Celery worker with its probes on `port` if free, else on a free port."""
+        self.probe_ports[name] = available_port(port)
+        self.spawn(name, GRACE_SECONDS[kind], env, *args, "--metrics-port", str(self.probe_ports[name]))
 
     def start(self) -> str | None:
         for folder in ("logs", "captures"):
             self.path(folder).mkdir(parents=True, exist_ok=True, mode=0o750)
         token = self.first_token()
-        azurite = Azurite(self.state_dir)
-        azurite.start()
-        self.azurite = azurite
-        env = self.env(azurite)
-        self.spawn("api", env, "serve", "--host", self.host, "--port", str(self.port))
-        self.spawn("control", env, "control", "run")
-        self.spawn("notify", env, "notify", "run")
+        self.azurite = Azurite(self.state_dir, log=self.path("logs") / "azurite.log")
+        self.children["azurite"] = Child("azurite", self.azurite.start(), STOP_GRACE_SECONDS)
+        env = self.env(self.azurite)
+        self.audit_storage()
+        self.spawn("api", GRACE_SECONDS["api"], env, "serve", "--host", self.host, "--port", str(self.port))
+        self.spawn_worker("control", "control", env, "control", "run", port=PROBE_PORTS["control"])
+        self.spawn_worker("notify", "notify", env, "notify", "run", port=PROBE_PORTS["notify"])
         agent_env = {key: value for key, value in env.items() if key not in CONTROL_SIDE_ONLY}
-        self.spawn("agent", agent_env, "agent", "run", "--vm", self.vm.arm_id, "--interface", self.interface,
-                   "--capture-dir", str(self.path("captures")))
+        self.spawn_worker("agent", "agent", agent_env, "agent", "run", "--vm", self.vm.arm_id, "--interface",
+                          self.interface, "--capture-dir", str(self.path("captures")), "--location", self.location,
+                          port=PROBE_PORTS["agent"])
         if self.lab_vms:
             self.vms = create_vms(self.lab_vms, LOCAL_SUBSCRIPTION, LOCAL_GROUP)
             for number, vm in enumerate(self.vms):
-                self.spawn(f"agent-{vm.vm.name}", agent_env, "agent", "run", "--vm", vm.vm.arm_id, "--interface",
-                           vm.vm_if, "--netns", vm.netns, "--capture-dir", str(self.path("captures") / vm.vm.name),
-                           "--metrics-port", str(LAB_METRICS_PORTS + number))
+                self.spawn_worker(f"agent-{vm.vm.name}", "agent", agent_env, "agent", "run", "--vm", vm.vm.arm_id,
+                                  "--interface", vm.vm_if, "--netns", vm.netns, "--capture-dir",
+                                  str(self.path("captures") / vm.vm.name), "--location", self.location,
+                                  port=LAB_PROBE_PORTS + number)
         self._wait_until_ready()
         if self.vms:
             self.traffic = Traffic(self.vms)
             self.traffic.start()
         return token
+
+    def audit_storage(self) -> None:
+        """Blobs the registry says are stored but Azurite no longer has (it was killed before it
+        saved its index): their captures are made to say so before anyone asks for them."""
+        if not self.path("registry.db").exists():
+            return
+        engine = make_engine(self.database_url)
+        try:
+            lost = audit_stored_blobs(engine, load_storage_accounts(str(self.path("storage.json"))))
+        except SQLAlchemyError as exc:  # a registry an upgrade has not reached yet: the API will say so
+            self.say(f"storage: stored blobs not checked ({type(exc).__name__})")
+            return
+        finally:
+            engine.dispose()
+        for blob in lost:
+            self.say(f"storage: Azurite no longer has {blob.blob_url} (it was stopped without saving); "
+                     f"{blob.capture_id} now says so")
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
@@ -146,48 +200,71 @@ class Up:
             registry.engine.dispose()
 
     def _check_alive(self) -> None:
-        for name, process in self.processes.items():
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited ({process.returncode}); see {self.path('logs') / name}.log")
+        for name, child in self.children.items():
+            if not child.running():
+                log = self.path("logs") / f"{name}.log"
+                raise RuntimeError(f"{name} exited ({child.process.returncode}); see {log}")
+
+    def served_probes(self) -> dict[str, int]:
+        """The workers whose probes answer on their port from their own process (another
+        process may have taken the port between our look and the worker's bind)."""
+        served = {}
+        for name, port in self.probe_ports.items():
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                if answer.status_code == 200 and answer.json().get("pid") == self.children[name].process.pid:
+                    served[name] = port
+            except (httpx.HTTPError, ValueError):
+                pass
+        return served
 
     def stop(self) -> None:
+        """The API first (nothing new comes in), then the agents (their captures end and are
+        reported, uploads begun are finished, requests not yet taken stay queued), then the
+        control worker and notifier (what they hold applied or handed back to the broker),
+        and storage last: each saves its state on SIGTERM, and is killed only past its grace."""
         if self.traffic is not None:
             self.traffic.stop()
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for process in self.processes.values():
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
-        if getattr(self, "azurite", None) is not None:
-            self.azurite.stop()
+        agents = [child for name, child in self.children.items() if name.startswith("agent")]
+        stages = [[self.children[name]] for name in ("api",) if name in self.children]
+        stages += [agents, [self.children[name] for name in ("control", "notify") if name in self.children]]
+        stages += [[self.children[name]] for name in ("azurite",) if name in self.children]
+        stop_in_stages(stages, self.say)
+        if self.azurite is not None:
+            self.azurite.process = None
         remove_vms(self.vms)
 
     def banner(self, token: str | None) -> str:
         shown = token or "(the token printed on the first start; `packetwatch token create` makes another)"
-        command = ["packetwatch", "packet-capture", "create", "--api", self.api_url, "--token", token or "TOKEN",
-                   "--subscription", LOCAL_SUBSCRIPTION, "-g", LOCAL_GROUP, "-n", "first-capture",
-                   "--vm", self.vm.arm_id, "--file-path", "/var/captures/first-capture.cap", "--time-limit", "60"]
+        environment = {"PACKETWATCH_API_URL": self.api_url, "PACKETWATCH_TOKEN": token or "TOKEN",
+                       "PACKETWATCH_SUBSCRIPTION": LOCAL_SUBSCRIPTION}
+        command = ["packetwatch", "network", "watcher", "packet-capture", "create", "-g", LOCAL_GROUP,
+                   "--vm", self.vm.name, "-n", "first-capture", "--file-path", "/var/captures/first-capture.cap",
+                   "--time-limit", "60"]
+        served = self.served_probes()
+        probes = [f"{name} http://127.0.0.1:{served[name]}/metrics" if name in served
+                  else f"{name} not served (port {port} answers for another process)"
+                  for name, port in self.probe_ports.items()]
         return "\n".join([
             f"PacketWatch is up (state in {self.state_dir}; logs in {self.path('logs')})",
             f"  console:  {self.api_url}/",
             f"  token:    {shown}" + ("   <- shown once, stored hashed" if token else ""),
-            f"  agent:    {self.vm.arm_id} on {self.interface}",
+            f"  agent:    {self.vm.arm_id} on {self.interface}, region {self.location}",
             *[f"  lab VM:   {vm.vm.arm_id} ({vm.address}, an agent, traffic every second)" for vm in self.vms],
             f"  storage:  Azurite, account {ACCOUNT} ({LOCAL_STORAGE_ID})",
-            f"  metrics:  {self.api_url}/metrics (API), http://127.0.0.1:9810/metrics (agent), :9811 (control), "
-            ":9812 (notifier)" + (f", :{LAB_METRICS_PORTS}… (lab agents)" if self.vms else ""),
+            f"  metrics:  API {self.api_url}/metrics; " + "; ".join(probes),
+            "  env:      export " + " ".join(f"{key}={shlex.quote(value)}" for key, value in environment.items()),
             "  try:      " + shlex.join(command),
+            f"  store:    the same with --storage-account {ACCOUNT} keeps the file in Azurite too",
+            f"  watcher:  NetworkWatcher_{self.location} in NetworkWatcherRG (az's -l {self.location})",
             "Ctrl-C stops everything.",
         ])
 
 
-def run_up(state_dir: Path, interface: str | None, port: int, host: str = "127.0.0.1", lab_vms: int = 0) -> int:
-    up = Up(state_dir.resolve(), interface or default_route_interface(), port or free_port(), host, lab_vms=lab_vms)
+def run_up(state_dir: Path, interface: str | None, port: int, host: str = "127.0.0.1", lab_vms: int = 0,
+           location: str = "local") -> int:
+    up = Up(state_dir.resolve(), interface or default_route_interface(), port or free_port(), host, lab_vms=lab_vms,
+            location=location)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -42,7 +43,7 @@ def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
     @router.put(ONE, status_code=201, dependencies=contributor,
                 openapi_extra=json_body(PacketCapture, "the packet capture to create"))
     async def create(capture: CapturePath, request: Request, version: ApiVersion) -> JSONResponse:
-        resource = parse_body(await read_json(request, MAX_BODY_BYTES))
+        resource = parse_body(await read_json(request, MAX_BODY_BYTES), partial(service.check, capture))
         source = capture_source(request.headers.get(CLIENT_HEADER))
         record = service.create(capture, resource.properties, source=source).record
         headers = {"Azure-AsyncOperation": _operation_url(request, capture, "operations", version)}

@@ -106,6 +106,11 @@ class CaptureService:
         except AzureError as exc:
             log.warning("cannot make the captures' container in a storage account yet: %s", str(exc).splitlines()[0])
 
+    def check(self, capture: CaptureId, parameters: PacketCaptureParameters,
+              now: datetime | None = None) -> CaptureSpec:
+        """The capture as its agent will run it, or InvalidField naming every value a create refuses."""
+        return build_spec(capture, parameters, self.capture_root, now or datetime.now(timezone.utc))
+
     def create(self, capture: CaptureId, parameters: PacketCaptureParameters,
                claim: AlertClaim | None = None, source: str = "api", await_confirm: bool = True) -> Created:
         """Record and queue a capture. Raises InvalidField, AgentNotFound, CaptureConflict or
@@ -113,7 +118,7 @@ class CaptureService:
         alert claim is another capture's. Without `await_confirm`, the request is published in
         the background once recorded."""
         now = datetime.now(timezone.utc)
-        spec = build_spec(capture, parameters, self.capture_root, now)
+        spec = self.check(capture, parameters, now)
         if isinstance(spec.target, ScaleSetId):
             return self._record_and_send(capture, parameters, spec.target.key, uuid.uuid4().hex, None, claim, source,
                                          now, await_confirm, self._instance_parts(spec, spec.target, parameters, now))

@@ -4,7 +4,6 @@ the path on the VM for a capture kept there."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from urllib.parse import unquote, urlparse
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
@@ -17,7 +16,7 @@ from shared.access import AccessConfig, Role
 from shared.arm import PcStatus, format_arm_time
 from shared.registry import CaptureRecord, Registry
 from shared.storage_accounts import StorageAccounts
-from shared.storage_layout import container_of
+from shared.storage_layout import container_of, stored_blob_name
 
 SAS_LIFETIME = timedelta(minutes=15)
 
@@ -25,7 +24,7 @@ SAS_LIFETIME = timedelta(minutes=15)
 def _sas_url(accounts: StorageAccounts, storage_id: str, container: str, stored_at: str) -> tuple[str, datetime]:
     from azure.storage.blob import BlobSasPermissions
 
-    blob_name = unquote(urlparse(stored_at).path).split(f"/{container}/", 1)[1]
+    blob_name = stored_blob_name(stored_at, container)
     expires = datetime.now(timezone.utc) + SAS_LIFETIME
     url = accounts.lookup(storage_id).blob_sas_url(blob_name, BlobSasPermissions(read=True), expires, container)
     return url, expires

@@ -15,6 +15,7 @@ from pathlib import Path
 from lab.stack import free_port
 
 ACCOUNT = "devstoreaccount1"
+STOP_GRACE_SECONDS = 15.0
 # Azurite's documented, public development key: it opens nothing but the local emulator.
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 BINARY = Path(__file__).resolve().parents[1] / ".tools" / "node_modules" / ".bin" / "azurite-blob"
@@ -30,6 +31,8 @@ class Azurite:
     # HTTPS with this certificate and key (PEM files), and bearer tokens checked as Azurite's
     # `--oauth basic` does: what an account reached through Entra ID needs.
     tls: tuple[Path, Path] | None = None
+    log: Path | None = None  # where its output goes (default: azurite.log in workdir); no access log: it
+    # would hold every SAS signature
 
     @property
     def account_url(self) -> str:
@@ -40,32 +43,44 @@ class Azurite:
         return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
                 f"BlobEndpoint=http://127.0.0.1:{self.port}/{ACCOUNT};")
 
-    def start(self) -> None:
+    def start(self) -> subprocess.Popen:
         binary = str(BINARY) if BINARY.exists() else shutil.which("azurite-blob")
         if binary is None:
             raise FileNotFoundError("azurite-blob is not installed: run `make setup`")
         data = self.workdir / "azurite"
         data.mkdir(parents=True, exist_ok=True)
-        log = (self.workdir / "azurite.log").open("ab")
+        log = (self.log or self.workdir / "azurite.log").open("ab")
         self.process = subprocess.Popen(
             [binary, "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location", str(data),
-             "--skipApiVersionCheck", "--disableTelemetry", "--loose", *self._tls_options()],
+             "--skipApiVersionCheck", "--disableTelemetry", "--loose", "--silent", *self._tls_options()],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
+                return self.process
             except OSError:
                 time.sleep(0.1)
-        raise TimeoutError(f"Azurite did not listen on {self.port}; see {self.workdir}/azurite.log")
+        raise TimeoutError(f"Azurite did not listen on {self.port}; see {self.log or self.workdir / 'azurite.log'}")
 
     def _tls_options(self) -> list[str]:
         if self.tls is None:
             return []
         return ["--cert", str(self.tls[0]), "--key", str(self.tls[1]), "--oauth", "basic"]
 
-    def stop(self) -> None:
+    def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+        """Stop it as it keeps what it acknowledged: SIGTERM (it saves its blob index and exits),
+        and a kill only if it has not exited within `grace_seconds`."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(grace_seconds)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.process = None
+
+    def kill(self) -> None:
+        """End it at once, as a crash would: what it acknowledged since its last save is lost."""
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)

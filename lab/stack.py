@@ -7,7 +7,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -20,18 +19,13 @@ from collections.abc import Iterator
 import httpx
 from kombu import Connection
 
+from cli.supervisor import free_port
 from lab.vms import LabVm
 from shared.access import hash_token, new_token
 from shared.broker import agent_queue_name
 from shared.config import CONTROL_SIDE_ONLY
 
 START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def has_consumer(broker_url: str, queue: str) -> bool:

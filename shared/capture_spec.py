@@ -3,6 +3,8 @@ the filter grammar, the capture root, the target's form and what is supported.""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,19 +13,66 @@ from pydantic import ValidationError
 from shared.arm import PacketCapture, PacketCaptureParameters, TargetType, request_property_names
 from shared.bpf import compile_filters
 from shared.capture_modes import RingSettings
-from shared.errors import Collector, InvalidField
+from shared.errors import Collector, InvalidField, InvalidFields
 from shared.filters import FilterSpec, parse_filters
 from shared.resource_ids import CaptureId, ScaleSetId, VirtualMachineId, parse_target
 from shared.storage_accounts import storage_account_name
 from shared.storage_layout import container_of, relative_capture_path, spool_relative_path
 
 
-def parse_body(body: object) -> PacketCapture:
-    """The PUT body as a PacketCapture, or InvalidField naming every bad field."""
+def parse_body(body: object, value_checks: Callable[[PacketCaptureParameters], object] | None = None) -> PacketCapture:
+    """The PUT body as a PacketCapture, or InvalidField naming every bad field. When the body's
+    shape is wrong (an unknown enum value, a number out of range, an unknown property), the
+    values `value_checks` judges (addresses, ports, paths, the target) are checked too, on the
+    body without the fields already refused, so one 400 names every bad value."""
     try:
         return PacketCapture.model_validate(body)
     except ValidationError as exc:
-        raise InvalidField.from_validation(exc, known_names=request_property_names()) from None
+        errors = [InvalidField.from_validation(exc, known_names=request_property_names())]
+        rest = _without_fields(body, [problem["loc"] for problem in exc.errors()])
+        if rest is not None and value_checks is not None:
+            checks = Collector()
+            checks.check(value_checks, rest.properties)
+            errors += checks.errors
+        raise InvalidFields.of(errors) from None
+
+
+def _without_fields(body: object, locations: list[tuple[int | str, ...]]) -> PacketCapture | None:
+    """The body with the fields at `locations` left out (their defaults apply), if that makes
+    a valid PacketCapture; None when it does not, or a location cannot be left out alone."""
+    rest = copy.deepcopy(body)
+    for location in locations:
+        if not location or not _remove(rest, location):
+            return None
+    try:
+        return PacketCapture.model_validate(rest)
+    except ValidationError:
+        return None
+
+
+def _remove(node: object, location: tuple[int | str, ...]) -> bool:
+    """Remove the property at `location` (names matched in any case, as ARM's are)."""
+    *parents, last = location
+    for part in parents:
+        node = _child(node, part)
+        if node is None:
+            return False
+    if not isinstance(node, dict) or not isinstance(last, str):
+        return False
+    key = next((key for key in node if isinstance(key, str) and key.lower() == last.lower()), None)
+    if key is None:
+        return False
+    del node[key]
+    return True
+
+
+def _child(node: object, part: int | str) -> object:
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    if isinstance(node, dict) and isinstance(part, str):
+        return next((value for key, value in node.items() if isinstance(key, str) and key.lower() == part.lower()),
+                    None)
+    return None
 
 
 @dataclass(frozen=True)

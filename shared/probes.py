@@ -1,11 +1,13 @@
 """The small HTTP server agents, the control worker and the notifier each run beside their
-Celery worker: /metrics (Prometheus text format), /healthz (the process lives) and /readyz
+Celery worker: /metrics (Prometheus text format), /healthz (the process lives, and which
+process it is: its pid, so a supervisor can tell its own from another's) and /readyz
 (it can do its work: 200, or 503 naming what is down), as the API serves them."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,7 +65,8 @@ def serve_probes(host: str, port: int, checks: ReadinessChecks) -> ThreadingHTTP
             if path == "/metrics":
                 self._answer(200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
             elif path == "/healthz":
-                self._answer(200, "application/json", json.dumps({"status": "ok", "version": VERSION}).encode())
+                self._answer(200, "application/json", json.dumps({"status": "ok", "version": VERSION,
+                                                                   "pid": os.getpid()}).encode())
             elif path == "/readyz":
                 status, body = readiness(checks())
                 self._answer(status, "application/json", json.dumps(body).encode())

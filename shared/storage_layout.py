@@ -37,6 +37,11 @@ def container_of(storage_path: str | None, field: str = "properties.storageLocat
     return name
 
 
+def stored_blob_name(stored_at: str, container: str) -> str:
+    """The blob's name within its container, from the URL it was stored at."""
+    return unquote(urlparse(stored_at).path).split(f"/{container}/", 1)[1]
+
+
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)

@@ -272,6 +272,10 @@ $("name").addEventListener("input", () => { $("name").dataset.typed = "yes"; });
 async function connect(saved = null) {
   for (const key of CONNECTION) state[key] = saved ? saved[key] : typed(key);
   if (!state.watcher) state.watcher = EVERY_WATCHER;
+  if (!state.subscription) {
+    try { await offerScope(); } catch (error) { say(error.message, true); return; }
+    if (!state.subscription) { say("This token covers no subscription the API knows yet: type one.", true); return; }
+  }
   for (const key of CONNECTION) sessionStorage.setItem(`packetwatch.${key}`, state[key]);  // this tab only
   try {
     const target = await loadAgents();
@@ -306,7 +310,23 @@ async function fillSubscriptions() {
   $("subscription").replaceChildren(...found.map((s) => option(s.subscriptionId, s.subscriptionId)));
 }
 
-$("token").addEventListener("change", () => { state.token = $("token").value.trim(); fillSubscriptions().catch(() => {}); });
+// The subscriptions the token covers, offered as soon as it is entered and the first
+// preselected (the portal's default subscription): a token that covers one subscription
+// connects alone, to every watcher ("*"); Connect then offers its resource groups and watchers.
+async function offerScope() {
+  state.token = typed("token");
+  if (!state.token) return;
+  await fillSubscriptions();
+  const box = $("subscription");
+  const first = box.querySelector("fluent-option");
+  if (!typed("subscription") && first) {
+    box.value = first.value;
+    if (box.control) box.control.value = first.value;
+  }
+  state.subscription = typed("subscription");
+}
+
+$("token").addEventListener("change", () => offerScope().catch(() => {}));
 
 async function fillWatchers() {
   const found = await watchers();

@@ -192,7 +192,7 @@ def test_azurite_stopped_in_the_middle_of_an_upload_loses_nothing(lab):
             pass
         time.sleep(0.005)
     assert not blob.exists(), "the upload finished before Azurite could be stopped in its middle"
-    lab.azurite.stop()
+    lab.azurite.kill()
     time.sleep(3)
     lab.azurite.start()
     storage_path = lab.client.wait_stored(capture, timeout=90)

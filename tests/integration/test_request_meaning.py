@@ -53,27 +53,32 @@ def test_a_property_given_twice_in_different_cases_is_refused(env):
     assert "given twice" in response.json()["error"]["message"]
 
 
-def test_every_invalid_value_of_a_body_is_reported_in_one_answer(env):
+def test_every_invalid_value_of_a_body_is_reported_in_one_answer(env, broker_url):
+    """Values the schema refuses (an enum, a range) and values the parsers refuse (addresses,
+    ports, paths) come back together, each with its field path and hint."""
     client, vm, capture = env
     body = capture_body(vm, timeLimitInSeconds=99999, filters=[
-        {"protocol": "TCP", "localIPAddress": "10.0.0", "localPort": "80:90"},
-        {"protocol": "UDP", "remoteIPAddress": "10.0.0.1/24", "remotePort": "70000"},
+        {"protocol": "ICMP", "localIPAddress": "10.0.0", "localPort": "80:90"},
+        {"protocol": "UDP", "remoteIPAddress": "10.0.0.1-10.0.0", "remotePort": "70000"},
     ])
+    body["properties"]["storageLocation"]["filePath"] = "/etc/passwd.cap"
     response = client.put(capture.arm_id + API, json=body)
     assert response.status_code == 400
     error = response.json()["error"]
-    targets = [detail["target"] for detail in error["details"]]
-    assert targets == ["properties.timeLimitInSeconds"], "the shape is checked before the values"
-    body["properties"]["timeLimitInSeconds"] = 60
-    error = client.put(capture.arm_id + API, json=body).json()["error"]
     by_target = {detail["target"]: detail["message"] for detail in error["details"]}
-    assert list(by_target) == ["properties.filters[0].localIPAddress", "properties.filters[0].localPort",
+    assert list(by_target) == ["properties.timeLimitInSeconds", "properties.filters[0].protocol",
+                               "properties.storageLocation.filePath",
+                               "properties.filters[0].localIPAddress", "properties.filters[0].localPort",
                                "properties.filters[1].remoteIPAddress", "properties.filters[1].remotePort"]
+    assert "'TCP', 'UDP' or 'Any'" in by_target["properties.filters[0].protocol"]
+    assert "18000" in by_target["properties.timeLimitInSeconds"]
+    assert "/var/captures" in by_target["properties.storageLocation.filePath"]
     assert "it has 3 parts, an IPv4 address has 4" in by_target["properties.filters[0].localIPAddress"]
     assert "did you mean 80-90?" in by_target["properties.filters[0].localPort"]
-    assert "did you mean 10.0.0.0/24?" in by_target["properties.filters[1].remoteIPAddress"]
+    assert "it has 3 parts" in by_target["properties.filters[1].remoteIPAddress"]
     assert "above 65535" in by_target["properties.filters[1].remotePort"]
-    assert error["message"].startswith("4 invalid values")
+    assert error["message"].startswith("7 invalid values")
+    assert client.get(capture.arm_id + API).status_code == 404 and queued_messages(broker_url, vm) == []
 
 
 def test_every_bad_element_of_one_list_is_named(env):
