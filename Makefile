@@ -36,6 +36,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test]"
+	# The checkout's lab/ (not packaged) on the venv's path, for `up --lab`, the demo and the benches.
+	$(PY) -c 'import site, sys; open(site.getsitepackages()[0] + "/packetwatch-lab.pth", "w").write(sys.argv[1] + "\n")' "$(CURDIR)"
 	touch $@
 
 $(AZURITE):
@@ -66,6 +68,7 @@ demo: setup
 	$(VENV)/bin/packetwatch demo
 
 test: setup
+	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: setup

@@ -102,7 +102,7 @@ def storm(stack: Stack, alerts: int, vms: int, clients: int, subscription: str) 
         queued = all_queued.result() - began
     watcher = f"/subscriptions/{subscription}/resourceGroups/NetworkWatcherRG/providers/Microsoft.Network" \
               "/networkWatchers/PacketWatch"
-    captures = len(Registry.from_url(stack.database_url).list(watcher))
+    captures = len(Registry.from_url(stack.database_url).in_watcher(watcher))
     with Connection(stack.broker_url) as conn:  # the next storm's VMs are new: these queues go
         for vm in vms_ids:
             conn.default_channel.queue_delete(agent_queue_name(vm))

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient
 
-from lab.azurite import Azurite
+from cli.azurite import Azurite
 from shared.messages import UploadRequest
 from shared.storage_accounts import StorageAccount
 

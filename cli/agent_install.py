@@ -20,6 +20,18 @@ from pathlib import Path
 
 from shared.errors import InvalidField
 
+def default_route_interface() -> str:
+    """The interface of this machine's IPv4 default route (loopback when there is none)."""
+    try:
+        for line in Path("/proc/net/route").read_text().splitlines()[1:]:
+            fields = line.split()
+            if len(fields) > 2 and fields[1] == "00000000":
+                return fields[0]
+    except OSError:
+        pass
+    return "lo"
+
+
 SERVICE = "packetwatch-agent.service"
 USER = "packetwatch"
 

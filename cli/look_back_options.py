@@ -4,6 +4,7 @@ bad value stops the agent at start naming the flag, not when its ring opens."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import argparse
 import os
 from pathlib import Path
@@ -25,7 +26,7 @@ ENVIRONMENT = {"look_back_seconds": "PACKETWATCH_LOOK_BACK_SECONDS", "look_back_
                "look_back_dir": "PACKETWATCH_LOOK_BACK_DIR"}
 
 
-def _bounded(name: str, low: int, high: int):  # type: ignore[no-untyped-def]
+def _bounded(name: str, low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)

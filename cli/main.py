@@ -24,6 +24,9 @@ AGENT_METRICS_PORT, CONTROL_METRICS_PORT, NOTIFY_METRICS_PORT = 9810, 9811, 9812
 AZ_TREE = ("network", "vm")
 
 
+SHUTDOWN_GRACE_SECONDS = 10
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -39,9 +42,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # passes, each of which otherwise walks it all and holds every request (67 ms here).
     gc.collect()
     gc.freeze()
+    # On SIGTERM: stop taking connections, let requests in flight finish for up to
+    # SHUTDOWN_GRACE_SECONDS, then cancel the rest (a client's idle keep-alive connection
+    # must not hold the process until its supervisor kills it).
     uvicorn.run(app, host=args.host, port=args.port,
                 log_level=settings.log_level.lower(), ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
-                log_config=uvicorn_log_config(settings.log_format))
+                log_config=uvicorn_log_config(settings.log_format), timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
     return 0
 
 
@@ -95,7 +101,7 @@ def _agent_run(args: argparse.Namespace, settings: Settings) -> int:
 def _agent_install(args: argparse.Namespace, settings: Settings) -> int:
     from cli.agent_install import AgentInstall
     from cli.look_back_options import look_back_environment
-    from cli.up import default_route_interface
+    from cli.agent_install import default_route_interface
 
     setup = AgentInstall(interface=args.interface or default_route_interface(), broker_url=args.broker_url or
                          settings.broker_url, vm=args.vm, capture_root=Path(args.capture_root or settings.capture_root),
@@ -179,8 +185,11 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from lab.demo import run_demo
-
+    try:
+        from lab.demo import run_demo
+    except ImportError as exc:
+        raise CliError("the demo runs on the lab (test VMs and their traffic), which comes with PacketWatch's "
+                       "source checkout, not with the package: run `make demo` there") from exc
     return run_demo(seconds=args.seconds)
 
 

@@ -19,22 +19,24 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
 from cli.supervisor import Child, free_port, stop_in_stages
-from lab.azurite import ACCOUNT, STOP_GRACE_SECONDS, Azurite
-from lab.stack import has_consumer
-from lab.tour import Traffic
-from lab.vms import LabVm, create_vms, remove_vms
+from cli.agent_install import default_route_interface
+from cli.azurite import ACCOUNT, STOP_GRACE_SECONDS, Azurite
 from shared.access import Role, create_token, load_access_config
-from shared.broker import agent_queue_name
+from shared.broker import agent_queue_name, has_consumer
 from shared.config import CONTROL_SIDE_ONLY
 from shared.registry import Registry, make_engine
 from shared.resource_ids import VirtualMachineId
 from shared.storage_accounts import load_storage_accounts
 from shared.stored_blobs import audit_stored_blobs
+
+if TYPE_CHECKING:
+    from lab.tour import Tour
 
 LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 LOCAL_GROUP = "local"
@@ -59,18 +61,6 @@ def available_port(preferred: int) -> int:
             return free_port()
 
 
-def default_route_interface() -> str:
-    """The interface of this machine's IPv4 default route (loopback when there is none)."""
-    try:
-        for line in Path("/proc/net/route").read_text().splitlines()[1:]:
-            fields = line.split()
-            if len(fields) > 2 and fields[1] == "00000000":
-                return fields[0]
-    except OSError:
-        pass
-    return "lo"
-
-
 @dataclass
 class Up:
     state_dir: Path
@@ -85,13 +75,16 @@ class Up:
     location: str = "local"
     children: dict[str, Child] = field(default_factory=dict)
     probe_ports: dict[str, int] = field(default_factory=dict)  # worker -> the port its probes were given
-    vms: list[LabVm] = field(default_factory=list)
-    traffic: Traffic | None = None
+    tour: Tour | None = None  # the lab VMs of --lab, with their traffic
     azurite: Azurite | None = None
 
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def lab_machines(self) -> list:  # the lab VMs of --lab (lab.vms.LabVm)
+        return self.tour.vms if self.tour is not None else []
 
     def path(self, name: str) -> Path:
         return self.state_dir / name
@@ -144,16 +137,15 @@ class Up:
                           self.interface, "--capture-dir", str(self.path("captures")), "--location", self.location,
                           port=PROBE_PORTS["agent"])
         if self.lab_vms:
-            self.vms = create_vms(self.lab_vms, LOCAL_SUBSCRIPTION, LOCAL_GROUP)
-            for number, vm in enumerate(self.vms):
+            self.tour = open_tour(self.lab_vms)
+            for number, vm in enumerate(self.tour.vms):
                 self.spawn_worker(f"agent-{vm.vm.name}", "agent", agent_env, "agent", "run", "--vm", vm.vm.arm_id,
                                   "--interface", vm.vm_if, "--netns", vm.netns, "--capture-dir",
                                   str(self.path("captures") / vm.vm.name), "--location", self.location,
                                   port=LAB_PROBE_PORTS + number)
         self._wait_until_ready()
-        if self.vms:
-            self.traffic = Traffic(self.vms)
-            self.traffic.start()
+        if self.tour is not None:
+            self.tour.traffic.start()
         return token
 
     def audit_storage(self) -> None:
@@ -178,7 +170,7 @@ class Up:
         while time.monotonic() < deadline:
             self._check_alive()
             try:
-                vms = [self.vm, *(lab.vm for lab in self.vms)]
+                vms = [self.vm, *(lab.vm for lab in self.lab_machines)]
                 if httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200 and all(
                         has_consumer(self.broker_url, agent_queue_name(vm)) for vm in vms) and self._reported(vms):
                     return
@@ -223,8 +215,8 @@ class Up:
         reported, uploads begun are finished, requests not yet taken stay queued), then the
         control worker and notifier (what they hold applied or handed back to the broker),
         and storage last: each saves its state on SIGTERM, and is killed only past its grace."""
-        if self.traffic is not None:
-            self.traffic.stop()
+        if self.tour is not None:
+            self.tour.traffic.stop()
         agents = [child for name, child in self.children.items() if name.startswith("agent")]
         stages = [[self.children[name]] for name in ("api",) if name in self.children]
         stages += [agents, [self.children[name] for name in ("control", "notify") if name in self.children]]
@@ -232,7 +224,8 @@ class Up:
         stop_in_stages(stages, self.say)
         if self.azurite is not None:
             self.azurite.process = None
-        remove_vms(self.vms)
+        if self.tour is not None:
+            self.tour.remove()
 
     def banner(self, token: str | None) -> str:
         shown = token or "(the token printed on the first start; `packetwatch token create` makes another)"
@@ -250,7 +243,7 @@ class Up:
             f"  console:  {self.api_url}/",
             f"  token:    {shown}" + ("   <- shown once, stored hashed" if token else ""),
             f"  agent:    {self.vm.arm_id} on {self.interface}, region {self.location}",
-            *[f"  lab VM:   {vm.vm.arm_id} ({vm.address}, an agent, traffic every second)" for vm in self.vms],
+            *[f"  lab VM:   {vm.vm.arm_id} ({vm.address}, an agent, traffic every second)" for vm in self.lab_machines],
             f"  storage:  Azurite, account {ACCOUNT} ({LOCAL_STORAGE_ID})",
             f"  metrics:  API {self.api_url}/metrics; " + "; ".join(probes),
             "  env:      export " + " ".join(f"{key}={shlex.quote(value)}" for key, value in environment.items()),
@@ -259,6 +252,16 @@ class Up:
             f"  watcher:  NetworkWatcher_{self.location} in NetworkWatcherRG (az's -l {self.location})",
             "Ctrl-C stops everything.",
         ])
+
+
+def open_tour(count: int) -> Tour:
+    """`count` lab VMs for --lab: the lab comes with the source checkout, not the package."""
+    try:
+        from lab.tour import Tour
+    except ImportError as exc:
+        raise RuntimeError("--lab needs the lab (test VMs and their traffic), which comes with PacketWatch's "
+                           "source checkout, not with the package: run `make up UP_ARGS=\"--lab N\"` there") from exc
+    return Tour(count, LOCAL_SUBSCRIPTION, LOCAL_GROUP)
 
 
 def run_up(state_dir: Path, interface: str | None, port: int, host: str = "127.0.0.1", lab_vms: int = 0,

@@ -45,7 +45,7 @@ def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
     async def create(capture: CapturePath, request: Request, version: ApiVersion) -> JSONResponse:
         resource = parse_body(await read_json(request, MAX_BODY_BYTES), partial(service.check, capture))
         source = capture_source(request.headers.get(CLIENT_HEADER))
-        record = service.create(capture, resource.properties, source=source).record
+        record = service.create(capture, resource.properties, source=source).capture
         headers = {"Azure-AsyncOperation": _operation_url(request, capture, "operations", version)}
         return JSONResponse(service.result(record).to_arm(), status_code=201, headers=headers)
 

@@ -75,7 +75,7 @@ class CaptureService:
             return None  # each file gets its own SAS from the control worker as it closes
         retry = timedelta(seconds=account.retry_seconds) if account.retry_seconds else self.upload_retry
         expiry = created + self.start_deadline + timedelta(seconds=parameters.seconds_limit) + retry + SAS_MARGIN
-        return account.upload_target(blob_path(spec.target, created), expiry, retry.total_seconds(), container)
+        return account.upload_target(blob_path(spec.vm, created), expiry, retry.total_seconds(), container)
 
     def result(self, record: CaptureRecord) -> PacketCaptureResult:
         """The capture as ARM shows it: a one-file capture to a storage account has its blob's

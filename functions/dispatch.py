@@ -16,7 +16,7 @@ def capture_message(spec: CaptureSpec, run_id: str, parameters: PacketCapturePar
     request = CaptureRequest(capture_id=spec.capture.arm_id, run_id=run_id, target=spec.target.arm_id,
                              parameters=parameters, relative_file_path=spec.relative_file_path,
                              requested_at=created, start_by=start_by, upload=upload)
-    return Outgoing(task=TaskName.CAPTURE, queue=agent_queue_name(spec.target),
+    return Outgoing(task=TaskName.CAPTURE, queue=agent_queue_name(spec.vm),
                     payload=request.model_dump(mode="json", by_alias=True))
 
 

@@ -8,6 +8,7 @@ capture on vm2 by itself. Each file is read back and summarised.
 
 from __future__ import annotations
 
+from typing import Any
 import collections
 import json
 import secrets
@@ -18,14 +19,14 @@ import httpx
 from scapy.utils import rdpcap
 
 from cli.arm_client import ArmClient
-from lab.azurite import ACCOUNT, STORAGE_ID, Azurite
-from lab.stack import Stack, temporary_vhost
+from cli.azurite import ACCOUNT, Azurite
+from lab.stack import STORAGE_ID, Stack, temporary_vhost
 from lab.traffic import inbound, outbound, send
 from lab.vms import LabVm, create_vms, remove_vms
 from shared.resource_ids import CaptureId
 
 
-def _describe(packet) -> str:  # type: ignore[no-untyped-def]
+def _describe(packet: Any) -> str:  # a scapy Ether
     layer = packet.payload.payload
     return f"{layer.name} {packet.payload.src}:{layer.sport} -> {packet.payload.dst}:{layer.dport}"
 
@@ -108,7 +109,7 @@ def run_demo(seconds: int = 6) -> int:
                 print(f"API {stack.api_url}, Azurite 127.0.0.1:{azurite.port}, VMs "
                       + ", ".join(f"{vm.vm.name} ({vm.address})" for vm in vms) + f"; logs in {workdir}")
                 client = ArmClient(stack.api_url, stack.token)
-                manual_ok = _manual_capture(client, *vms, seconds)
+                manual_ok = _manual_capture(client, vms[0], vms[1], seconds)
                 alert_ok = _alert_capture(stack, client, key, vms[1])
                 ok = manual_ok and alert_ok
                 print("demo: OK" if ok else "demo: FAILED")

@@ -14,30 +14,20 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import httpx
-from kombu import Connection
 
 from cli.supervisor import free_port
 from lab.vms import LabVm
 from shared.access import hash_token, new_token
-from shared.broker import agent_queue_name
+from shared.broker import agent_queue_name, has_consumer
 from shared.config import CONTROL_SIDE_ONLY
 
 START_TIMEOUT = 60.0
-
-
-def has_consumer(broker_url: str, queue: str) -> bool:
-    """Whether some worker consumes `queue` now (False too when the queue does not exist)."""
-    with Connection(broker_url, connect_timeout=2) as conn:
-        try:
-            channel = conn.channel()
-            consumers = channel.queue_declare(queue, passive=True)[2]
-            channel.close()
-            return consumers > 0
-        except Exception:
-            return False
+# The lab's storage account (Azurite's), as captures name it.
+STORAGE_ID = "/subscriptions/00000000-0000-0000-0000-00000000lab0/resourceGroups/lab-rg/providers/" \
+             "Microsoft.Storage/storageAccounts/devstoreaccount1"
 
 
 def wait_for_consumer(broker_url: str, queue: str, timeout: float = START_TIMEOUT) -> None:
@@ -90,7 +80,7 @@ class Stack:
                 "PACKETWATCH_HEARTBEAT_SECONDS": "2", "PACKETWATCH_LOG_FORMAT": "json",
                 "PACKETWATCH_ACCESS_CONFIG": str(self.workdir / "access.json"), **self.extra_env}
 
-    def spawn(self, name: str, *args: str, env: dict[str, str | None] | None = None) -> subprocess.Popen:
+    def spawn(self, name: str, *args: str, env: Mapping[str, str | None] | None = None) -> subprocess.Popen:
         """Start `packetwatch ARGS`; `env` adds variables, or removes those it maps to None."""
         log = (self.workdir / f"{name}.log").open("ab")
         merged = {**self.env(), **(env or {})}

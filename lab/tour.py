@@ -9,7 +9,7 @@ import threading
 import time
 
 from lab.traffic import inbound, outbound, send
-from lab.vms import LabVm
+from lab.vms import LabVm, create_vms, remove_vms
 
 TOUR_SECONDS = 3600
 TICK_SECONDS = 1.0
@@ -38,3 +38,14 @@ class Traffic(threading.Thread):
     def stop(self) -> None:
         self.stopping.set()
         self.join(5)
+
+
+class Tour:
+    """`packetwatch up --lab N`: N lab VMs, each to get an agent, and their traffic."""
+
+    def __init__(self, count: int, subscription: str, resource_group: str) -> None:
+        self.vms = create_vms(count, subscription, resource_group)
+        self.traffic = Traffic(self.vms)
+
+    def remove(self) -> None:
+        remove_vms(self.vms)

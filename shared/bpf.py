@@ -26,7 +26,7 @@ class BpfProgram:
 
     def as_struct(self) -> tuple[libpcap.BpfProgramStruct, ctypes.Array]:
         """A bpf_program for libpcap calls; keep the array alive as long as the struct."""
-        insns = (libpcap.BpfInsn * len(self.instructions))(*self.instructions)
+        insns = (libpcap.BpfInsn * len(self.instructions))(*(libpcap.BpfInsn(*i) for i in self.instructions))
         return libpcap.BpfProgramStruct(len(self.instructions), insns), insns
 
     def matches(self, frame: bytes) -> bool:

@@ -7,7 +7,7 @@ import hashlib
 import logging
 
 from celery import Celery
-from kombu import Queue
+from kombu import Connection, Queue
 
 from shared.logs import stdout_into_log
 from shared.resource_ids import VirtualMachineId
@@ -73,3 +73,15 @@ def run_worker(app: Celery, queue: str, hostname: str, concurrency: int) -> None
 def publish(app: Celery, task: str, payload: dict, queue: str) -> None:
     """Send one task message to a durable queue, waiting for the broker's confirm."""
     app.send_task(task, args=[payload], queue=durable_queue(queue), routing_key=queue)
+
+
+def has_consumer(broker_url: str, queue: str) -> bool:
+    """Whether some worker consumes `queue` now (False too when the queue does not exist)."""
+    with Connection(broker_url, connect_timeout=2) as conn:
+        try:
+            channel = conn.channel()
+            consumers = channel.queue_declare(queue, passive=True)[2]
+            channel.close()
+            return consumers > 0
+        except Exception:
+            return False

@@ -12,10 +12,11 @@ beside it, so a console needs one request per refresh instead of one per capture
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -120,7 +121,7 @@ def list_page(engine: Engine, watcher_path: str, request: PageRequest,
     return Page(items, token)
 
 
-def _built(conn, keys: list[str],  # type: ignore[no-untyped-def]
+def _built(conn: Connection, keys: list[str],
            planned_path: Callable[[PacketCaptureParameters, datetime], str | None]) -> dict[str, str]:
     """These captures' items built from their parameters, as GET builds them."""
     built = {}
@@ -159,7 +160,7 @@ def _status(row: Row, parameters: dict[str, Any], progress: dict[str, int] | Non
     return status
 
 
-def _live_progress(conn, rows: list[Row]) -> dict[str, dict[str, int]]:  # type: ignore[no-untyped-def]
+def _live_progress(conn: Connection, rows: Sequence[Row]) -> dict[str, dict[str, int]]:
     """Running captures' packets and bytes so far, by run, from their agents' last heartbeats."""
     targets = {row.target_key for row in rows if row.status == PcStatus.RUNNING.value}
     progress: dict[str, dict[str, int]] = {}

@@ -84,6 +84,13 @@ class CaptureSpec:
     filters: tuple[FilterSpec, ...]
     relative_file_path: str
 
+    @property
+    def vm(self) -> VirtualMachineId:
+        """The VM this capture (or a scale set capture's instance part) runs on."""
+        if not isinstance(self.target, VirtualMachineId):
+            raise TypeError(f"{self.capture.arm_id} targets a scale set: each instance part runs on its own VM")
+        return self.target
+
     def for_instance(self, instance: VirtualMachineId) -> "CaptureSpec":
         return CaptureSpec(self.capture.of_instance(instance.name), instance, self.filters, self.relative_file_path)
 
@@ -164,4 +171,5 @@ def build_spec(capture: CaptureId, params: PacketCaptureParameters, capture_root
     relative = checks.check(_location, capture, params, capture_root, created, prefix)
     filters = checks.check(_filters, params, prefix)
     checks.raise_any()
+    assert target is not None and filters is not None and relative is not None  # no check failed
     return CaptureSpec(capture, target, filters, relative)

@@ -18,11 +18,15 @@ it is answered with, so one handler turns any of them into ARM's error shape:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
 import difflib
 from collections.abc import Iterable
 from typing import Any
 
 from pydantic import ValidationError
+
+T = TypeVar("T")
 
 
 def field_path(loc: tuple[object, ...]) -> str:
@@ -140,7 +144,7 @@ class Collector:
     def __init__(self) -> None:
         self.errors: list[InvalidField] = []
 
-    def check(self, function, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def check(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         """The function's result, or None after noting the InvalidField it raised."""
         try:
             return function(*args, **kwargs)

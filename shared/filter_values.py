@@ -7,6 +7,8 @@ writes `,`); one trailing separator is allowed, empty elements are not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -16,6 +18,8 @@ from shared.errors import InvalidField
 _SEPARATORS = re.compile(r"[;,]")
 _PORT = re.compile(r"\d{1,5}")
 MAX_ELEMENTS = 256
+
+T = TypeVar("T")
 
 
 def _elements(field: str, text: str) -> list[str]:
@@ -102,7 +106,7 @@ def _port_range(element: str) -> tuple[int, int]:
     return lo, hi
 
 
-def _each(field: str, text: str, parse) -> list:  # type: ignore[no-untyped-def]
+def _each(field: str, text: str, parse: Callable[[str], T]) -> list[T]:
     """Every element of the list parsed; one InvalidField naming every bad element."""
     parsed, problems = [], []
     for element in _elements(field, text):

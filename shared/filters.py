@@ -9,6 +9,8 @@ addresses, so that local and remote are told apart.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
 import ipaddress
 from dataclasses import dataclass
 
@@ -21,6 +23,8 @@ IPPROTO_UDP = 17
 MAX_FILTERS = 64
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ def parse_filter(source: PacketCaptureFilter, prefix: str = "filters[0]") -> Fil
     """The filter as typed values; InvalidField naming every field of it that is wrong."""
     checks = Collector()
 
-    def field(name: str, value: str | None, parse):  # type: ignore[no-untyped-def]
+    def field(name: str, value: str | None, parse: Callable[[str, str], T]) -> T | None:
         return None if value is None else checks.check(_at, prefix, parse, name, value)
 
     spec = FilterSpec(
@@ -77,7 +81,7 @@ def parse_filter(source: PacketCaptureFilter, prefix: str = "filters[0]") -> Fil
     return spec
 
 
-def _at(prefix: str, parse, name: str, value: str):  # type: ignore[no-untyped-def]
+def _at(prefix: str, parse: Callable[[str, str], T], name: str, value: str) -> T:
     try:
         return parse(name, value)
     except InvalidField as exc:
@@ -90,7 +94,7 @@ def parse_filters(sources: list[PacketCaptureFilter], field: str = "filters") ->
     checks = Collector()
     specs = [checks.check(parse_filter, source, f"{field}[{index}]") for index, source in enumerate(sources)]
     checks.raise_any()
-    return tuple(specs)
+    return tuple(spec for spec in specs if spec is not None)  # all of them, once none failed
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ then a client that re-sends, or the control worker's relay, takes it and sends i
 
 from __future__ import annotations
 
+from sqlalchemy import Row
 import json
 import uuid
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ class PendingMessage:
     message: Outgoing
 
 
-def _pending(row) -> PendingMessage:  # type: ignore[no-untyped-def]
+def _pending(row: Row) -> PendingMessage:
     return PendingMessage(row.id, row.capture_key, row.run_id,
                           Outgoing(task=TaskName(row.task), queue=row.queue, payload=json.loads(row.payload)))
 

@@ -10,6 +10,7 @@ lost connection would renumber): what is not confirmed is the caller's to send a
 
 from __future__ import annotations
 
+from typing import Any
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ class _ConfirmChannel:
         self.channel.basic_publish = self._numbered(self.channel.basic_publish)
 
     def _numbered(self, publish: Callable) -> Callable:
-        def numbered(*args, **kwargs):  # type: ignore[no-untyped-def]
+        def numbered(*args: Any, **kwargs: Any) -> Any:
             self.sent += 1
             self.unconfirmed.add(self.sent)
             return publish(*args, **kwargs)

@@ -8,6 +8,8 @@ writers at once.
 
 from __future__ import annotations
 
+from typing import Any
+from sqlalchemy import Connection
 import json
 import os
 import uuid
@@ -54,7 +56,7 @@ def make_engine(database_url: str) -> Engine:
     return engine
 
 
-def _sqlite_wal(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:  # a DB-API connection, as the event gives it
     """WAL lets readers go on while one process writes: no lock waits for the many readers."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -131,7 +133,7 @@ class Registry:
                                 .order_by(captures.c.key)).all()
         return [record_of(row) for row in rows]
 
-    def _keys(self, conn, capture: CaptureId) -> list[str]:  # type: ignore[no-untyped-def]
+    def _keys(self, conn: Connection, capture: CaptureId) -> list[str]:
         """The capture's key and its instances' keys."""
         return [capture.key, *conn.execute(select(captures.c.key).where(captures.c.watcher_key == capture.key))
                 .scalars()]
@@ -186,7 +188,7 @@ class Registry:
                     for capture, parameters, created_at, status in entries[start:start + chunk]])
         return len(entries)
 
-    def list(self, watcher_path: str) -> list[CaptureRecord]:
+    def in_watcher(self, watcher_path: str) -> list[CaptureRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(captures).where(captures.c.watcher_key == watcher_path.lower())
                                 .order_by(captures.c.created_at, captures.c.key)).all()

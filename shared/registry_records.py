@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+from sqlalchemy import Row
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -103,10 +105,17 @@ class InstancePart:
 
 @dataclass(frozen=True)
 class Created:
-    record: CaptureRecord | None
+    record: CaptureRecord | None  # None only when an alert's claim is held by another capture (`holder`)
     created: bool
     pending: list[PendingMessage]
     holder: CaptureId | None = None
+
+    @property
+    def capture(self) -> CaptureRecord:
+        """The capture recorded: a create with no alert claim always has one."""
+        if self.record is None:
+            raise LookupError(f"nothing was recorded: the alert's claim is held by {self.holder}")
+        return self.record
 
 
 @dataclass(frozen=True)
@@ -121,7 +130,7 @@ class AgentRecord:
     progress: dict[str, dict[str, int]] = field(default_factory=dict)  # by run: packets and bytes so far
 
 
-def record_of(row) -> CaptureRecord:  # type: ignore[no-untyped-def]
+def record_of(row: Any) -> CaptureRecord:  # a packet_captures Row, or one made up of its values
     return CaptureRecord(
         capture=CaptureId.parse(row.arm_id),
         parameters=PacketCaptureParameters.model_validate_json(row.parameters),
@@ -155,7 +164,7 @@ def row_values(capture: CaptureId, parameters: PacketCaptureParameters, target_k
                 errors="[]", etag=new_etag(), run_id=run_id, stop_requested=0, created_at=created_at)
 
 
-def agent_of(row) -> AgentRecord:  # type: ignore[no-untyped-def]
+def agent_of(row: Row) -> AgentRecord:
     return AgentRecord(row.vm_id, row.version, row.hostname, as_utc(row.last_seen),  # type: ignore[arg-type]
                        json.loads(row.running), row.interface, row.location,
                        json.loads(row.progress) if row.progress else {})

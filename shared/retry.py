@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_before_delay, \
     wait_exponential
+from tenacity.stop import stop_base
 
 
 def backoff(*, first: float, maximum: float, within: float | None = None, attempts: int | None = None,
@@ -18,7 +19,7 @@ def backoff(*, first: float, maximum: float, within: float | None = None, attemp
     """Retry a transient failure after first, 2×first, … up to `maximum` seconds apart, while
     the next try would start within `within` seconds and/or for at most `attempts` tries;
     the last failure, or the first permanent one, is raised as it is."""
-    stop = stop_before_delay(within) if within is not None else stop_after_attempt(attempts or 1)
+    stop: stop_base = stop_before_delay(within) if within is not None else stop_after_attempt(attempts or 1)
     if within is not None and attempts is not None:
         stop = stop | stop_after_attempt(attempts)
 

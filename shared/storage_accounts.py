@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import threading
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 from azure.core.exceptions import ResourceExistsError
@@ -42,7 +42,7 @@ from shared.storage_layout import BLOB_CONTAINER
 
 # The API waits on storage for seconds, never for the SDK's retries (its first backoff is 15 s):
 # a container it cannot make now is made later, and the capture's upload waits for it.
-CLIENT_OPTIONS = {"retry_total": 0, "connection_timeout": 3, "read_timeout": 10}
+CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 0, "connection_timeout": 3, "read_timeout": 10}
 # How long an upload SAS outlives the upload's retry window: the upload itself, clock skew.
 SAS_MARGIN = timedelta(hours=1)
 DELEGATION_KEY_LIFETIME = timedelta(days=7) - timedelta(minutes=5)
@@ -125,6 +125,7 @@ class StorageAccount(BaseModel):
         """The URL of one blob of a captures' container with a SAS for it alone: signed with
         the account key, or for an Entra ID account with a user delegation key."""
         client = self.client()
+        signing: dict[str, Any]
         if self.credential:
             signing = {"user_delegation_key": self._user_delegation_key(expiry)}
         else:

@@ -66,14 +66,14 @@ def audit_stored_blobs(engine: Engine, accounts: StorageAccounts) -> list[LostBl
                     storage_path=None, status=PcStatus.ERROR.value, errors=json.dumps([PcError.STORAGE_FAILED.value]),
                     error_message=message, etag=new_etag()))
             lost.append(LostBlob(row.arm_id, row.storage_path, None))
-    for row in files:
-        if _missing(accounts, row.parameters, row.storage_path):
+    for file in files:
+        if _missing(accounts, file.parameters, file.storage_path):
             with engine.begin() as conn:
                 conn.execute(update(capture_files).where(
-                    capture_files.c.capture_key == row.capture_key, capture_files.c.run_id == row.run_id,
-                    capture_files.c.idx == row.idx).values(
+                    capture_files.c.capture_key == file.capture_key, capture_files.c.run_id == file.run_id,
+                    capture_files.c.idx == file.idx).values(
                     storage_path=None,
-                    upload_error=f"storage no longer has the blob {row.storage_path} it had acknowledged "
+                    upload_error=f"storage no longer has the blob {file.storage_path} it had acknowledged "
                                  f"(found missing {found})"))
-            lost.append(LostBlob(row.arm_id, row.storage_path, row.idx))
+            lost.append(LostBlob(file.arm_id, file.storage_path, file.idx))
     return lost

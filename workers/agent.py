@@ -278,7 +278,7 @@ class Agent:
             return
         if upload:
             message = UploadRequest(capture_id=request.capture_id, run_id=request.run_id,
-                                    upload=request.upload,  # type: ignore[arg-type]
+                                    upload=request.upload,
                                     local_path=str(outcome.path),
                                     keep_local=bool(request.parameters.storage_location.file_path))
             self._publish_until_sent(TaskName.UPLOAD, message.model_dump(mode="json"), self.queue)

@@ -7,11 +7,10 @@ them cannot race the reading."""
 from __future__ import annotations
 
 from contextlib import ExitStack
-from typing import BinaryIO
 
 from shared.arm import CaptureSummary
 from shared.messages import CaptureStatistics
-from workers.capture.pcap_stats import FileStatistics, read_statistics
+from workers.capture.pcap_stats import FileStatistics, ReadableFile, read_statistics
 from workers.capture.ring_sink import RingSink
 from workers.capture.session import SessionOutcome
 
@@ -35,10 +34,10 @@ def ring_summary(outcome: SessionOutcome, ring: RingSink) -> CaptureSummary:
                           duration_seconds=_duration(outcome))
 
 
-def hold_files(summary: CaptureSummary, stack: ExitStack) -> list[BinaryIO]:
+def hold_files(summary: CaptureSummary, stack: ExitStack) -> list[ReadableFile]:
     """The summary's files, opened (until `stack` closes) for the statistics read later; a
     file already gone is left out."""
-    held = []
+    held: list[ReadableFile] = []
     for path in summary.file_paths:
         try:
             held.append(stack.enter_context(open(path, "rb", buffering=0)))
@@ -47,7 +46,7 @@ def hold_files(summary: CaptureSummary, stack: ExitStack) -> list[BinaryIO]:
     return held
 
 
-def statistics_of(capture_id: str, run_id: str, files: list[BinaryIO], one_file: bool) -> CaptureStatistics:
+def statistics_of(capture_id: str, run_id: str, files: list[ReadableFile], one_file: bool) -> CaptureStatistics:
     """What the files hold together; the SHA-256 when they are a one-file capture's file."""
     merged = FileStatistics()
     for handle in files:

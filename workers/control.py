@@ -6,6 +6,7 @@ Agents hold no database credentials; this worker is the only writer of their new
 
 from __future__ import annotations
 
+from celery import Task
 import logging
 import socket
 import threading
@@ -226,13 +227,13 @@ def build_control_app(broker_url: str, registry: Registry, heartbeat_seconds: fl
         control.status(StatusEvent.model_validate(payload))
 
     @app.task(name=TaskName.UPLOADED.value, bind=True, max_retries=60)
-    def uploaded(task, payload: dict) -> None:  # type: ignore[no-untyped-def]
+    def uploaded(task: Task, payload: dict) -> None:
         MESSAGES.labels(TaskName.UPLOADED.value).inc()
         if not control.uploaded(UploadResult.model_validate(payload)):
             raise task.retry(countdown=0.5)
 
     @app.task(name=TaskName.STATISTICS.value, bind=True, max_retries=60)
-    def statistics(task, payload: dict) -> None:  # type: ignore[no-untyped-def]
+    def statistics(task: Task, payload: dict) -> None:
         MESSAGES.labels(TaskName.STATISTICS.value).inc()
         if not registry.apply_statistics(CaptureStatistics.model_validate(payload)):
             raise task.retry(countdown=0.5)  # its Stopped may still be in another worker's hands

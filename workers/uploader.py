@@ -20,6 +20,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -36,7 +37,7 @@ BLOCK_BYTES = 4 * 1024 * 1024
 UPLOAD_CONCURRENCY = 4
 FIRST_DELAY = 1.0
 MAX_DELAY = 30.0
-CLIENT_OPTIONS = dict(max_block_size=BLOCK_BYTES, max_single_put_size=BLOCK_BYTES, retry_total=1,
+CLIENT_OPTIONS: dict[str, Any] = dict(max_block_size=BLOCK_BYTES, max_single_put_size=BLOCK_BYTES, retry_total=1,
                       connection_timeout=5, read_timeout=30)
 
 
@@ -69,7 +70,8 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, (ServiceRequestError, ServiceResponseError)):
         return True
     if isinstance(error, HttpResponseError):
-        code = getattr(error.error_code, "value", error.error_code)
+        code = getattr(error, "error_code", None)
+        code = getattr(code, "value", code)
         return error.status_code is None or error.status_code in (408, 429) or error.status_code >= 500 \
             or code in RESTART_UPLOAD_CODES
     return isinstance(error, AzureError)
@@ -78,7 +80,7 @@ def is_transient(error: BaseException) -> bool:
 def describe(error: BaseException) -> str:
     """The storage service's own words: HTTP status, error code and message."""
     if isinstance(error, HttpResponseError) and error.status_code is not None:
-        code = error.error_code or getattr(error.response, "reason", None) or "error"
+        code = getattr(error, "error_code", None) or getattr(error.response, "reason", None) or "error"
         code = getattr(code, "value", code)  # the SDK's StorageErrorCode enum, as the service spells it
         message = (error.message or str(error)).splitlines()[0]
         return f"HTTP {error.status_code} {code}: {message}"

@@ -4,6 +4,7 @@ and the URL named when the API cannot be reached."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ class Connection:
             raise CLIError("no subscription: give --subscription or set PACKETWATCH_SUBSCRIPTION")
         return cls(ArmClient(os.environ.get("PACKETWATCH_API_URL", DEFAULT_API), token), subscription)
 
-    def answer(self, response_of, *args: Any) -> Any:  # type: ignore[no-untyped-def]
+    def answer(self, response_of: Callable[..., httpx.Response], *args: Any) -> Any:
         """The JSON of a call's answer; az's errors for a failed one."""
         try:
             response: httpx.Response = response_of(*args)

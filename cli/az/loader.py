@@ -5,6 +5,7 @@ az's global behaviour (-o json|jsonc|table|tsv|yaml|yamlc|none, --query, --debug
 
 from __future__ import annotations
 
+from typing import Any
 import os
 
 import httpx
@@ -25,7 +26,7 @@ TREE = ("network", "vm")
 
 
 class Loader(CLICommandsLoader):
-    def load_command_table(self, args):  # type: ignore[no-untyped-def]
+    def load_command_table(self, args: list[str] | None) -> dict[str, Any]:
         with CommandGroup(self, "network watcher", OPERATIONS) as group:
             group.command("list", "list_watchers")
             group.command("show", "show_watcher")
@@ -39,7 +40,7 @@ class Loader(CLICommandsLoader):
             group.command("show", "show_vm_extension")
         return super().load_command_table(args)
 
-    def load_arguments(self, command):  # type: ignore[no-untyped-def]
+    def load_arguments(self, command: str) -> None:
         with ArgumentsContext(self, "") as args:
             args.argument("subscription", options_list=["--subscription"],
                           help="subscription ID (default: $PACKETWATCH_SUBSCRIPTION)")
@@ -93,7 +94,7 @@ class Loader(CLICommandsLoader):
 class PacketWatchCli(CLI):
     """az's exit codes: 0 ok, 1 error, 2 usage, 3 not found."""
 
-    def exception_handler(self, ex):  # type: ignore[no-untyped-def]
+    def exception_handler(self, ex: Exception) -> int:
         if isinstance(ex, ResourceNotFoundError):
             logger.error(ex)
             return 3

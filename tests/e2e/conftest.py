@@ -16,8 +16,8 @@ from azure.core.credentials import AccessToken
 from azure.mgmt.network import NetworkManagementClient
 
 from cli.arm_client import ArmClient
-from lab.azurite import ACCOUNT, ACCOUNT_KEY, STORAGE_ID, Azurite
-from lab.stack import Stack, free_port
+from cli.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
+from lab.stack import STORAGE_ID, Stack, free_port
 from lab.vms import LabVm, create_vms, remove_vms
 from tests.e2e.notify_sink import NotifySink
 from tests.entra_server import IdentityEndpoint, identity_endpoint

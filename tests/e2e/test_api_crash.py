@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from cli.arm_client import ArmClient
-from lab.stack import free_port
+from cli.supervisor import free_port
 from lab.traffic import inbound, send
 from shared.resource_ids import CaptureId
 from tests.e2e.conftest import FUNCTION_KEY, tshark_records

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient
 
-from lab.azurite import STORAGE_ID
+from lab.stack import STORAGE_ID
 from lab.traffic import inbound, send
 from shared.registry import Registry
 from shared.resource_ids import CaptureId

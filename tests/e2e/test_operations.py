@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from lab.azurite import STORAGE_ID
-from lab.stack import free_port
+from lab.stack import STORAGE_ID
+from cli.supervisor import free_port
 from lab.traffic import inbound, send
 from shared.broker import make_celery
 from shared.config import CONTROL_SIDE_ONLY

@@ -22,7 +22,7 @@ import pytest
 from azure.mgmt.network.models import PacketCapture, PacketCaptureMachineScope, PacketCaptureStorageLocation
 from azure.storage.blob import BlobServiceClient
 
-from lab.azurite import STORAGE_ID
+from lab.stack import STORAGE_ID
 from lab.traffic import inbound, send
 from lab.vms import LabVm, create_vms, remove_vms
 from shared.registry import Registry

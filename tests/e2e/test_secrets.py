@@ -8,7 +8,8 @@ import time
 
 import httpx
 
-from lab.azurite import ACCOUNT_KEY, STORAGE_ID
+from cli.azurite import ACCOUNT_KEY
+from lab.stack import STORAGE_ID
 from lab.traffic import inbound, send
 from shared.resource_ids import CaptureId
 from tests.e2e.conftest import FUNCTION_KEY, NOTIFY_SECRET, WRONG_KEY

@@ -20,7 +20,7 @@ from azure.storage.blob import BlobServiceClient
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from lab.azurite import STORAGE_ID
+from lab.stack import STORAGE_ID
 from lab.traffic import inbound, send
 from shared.registry import Registry
 from shared.resource_ids import CaptureId

@@ -61,7 +61,7 @@ def _captures(client, vm: VirtualMachineId) -> list[dict]:
     registry: Registry = client.app.state.registry
     watcher = f"/subscriptions/{vm.subscription}/resourceGroups/NetworkWatcherRG/providers/Microsoft.Network" \
               f"/networkWatchers/PacketWatch"
-    return [r.to_result().to_arm() for r in registry.list(watcher) if r.parameters.target.lower() == vm.key]
+    return [r.to_result().to_arm() for r in registry.in_watcher(watcher) if r.parameters.target.lower() == vm.key]
 
 
 @pytest.mark.parametrize("key, how", [(None, "header"), ("wrong", "header"), ("wrong", "query"), ("", "query")])
@@ -128,7 +128,7 @@ def test_resolved_alerts_start_nothing_and_a_rule_can_stop_its_capture(webhook):
     stopped = _post(client, s.alertmanager({"vm_resource_id": vm.arm_id}, status="resolved"))
     assert stopped.status_code == 200 and stopped.json()["stopped"][0]["id"] == started["id"]
     registry: Registry = client.app.state.registry
-    [record] = [r for r in registry.list(started["id"].rsplit("/packetCaptures/", 1)[0])]
+    [record] = [r for r in registry.in_watcher(started["id"].rsplit("/packetCaptures/", 1)[0])]
     assert (record.status.value, record.stop_reason) == ("Stopped", "ManuallyStopped")
     again = _post(client, s.alertmanager({"vm_resource_id": vm.arm_id}))
     assert again.status_code == 202, "after its capture ended, the alert may start a new one"
@@ -182,7 +182,7 @@ def test_ten_identical_alerts_at_once_start_exactly_one_capture(broker_url, post
     assert {a.json()["alreadyRunning"][0]["id"] for a in answers if a.status_code == 200} == set(started)
     registry = Registry.from_url(postgres_url)
     watcher = started[0].rsplit("/packetCaptures/", 1)[0]
-    assert [r.capture.arm_id for r in registry.list(watcher)] == started
+    assert [r.capture.arm_id for r in registry.in_watcher(watcher)] == started
 
 
 def test_alertmanager_labels_naming_a_scale_set_and_an_instance_capture_there_once_per_rule(webhook):

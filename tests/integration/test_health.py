@@ -4,7 +4,7 @@ broker answer (real PostgreSQL or SQLite, real RabbitMQ), 503 naming what is dow
 from fastapi.testclient import TestClient
 
 from functions.api import create_app
-from lab.stack import free_port
+from cli.supervisor import free_port
 from shared.config import Settings
 
 

@@ -109,8 +109,8 @@ def test_ids_are_case_insensitive_and_lists_are_per_watcher(registry):
     capture, _ = _capture(registry)
     shouting = CaptureId(capture.subscription.upper(), "RG", capture.network_watcher.upper(), "PC1")
     assert registry.get(shouting).capture == capture
-    assert [r.capture.name for r in registry.list(shouting.watcher_path)] == ["pc1"]
-    assert registry.list(capture.watcher_path + "x") == []
+    assert [r.capture.name for r in registry.in_watcher(shouting.watcher_path)] == ["pc1"]
+    assert registry.in_watcher(capture.watcher_path + "x") == []
     assert registry.delete(capture)
     with pytest.raises(CaptureNotFound):
         registry.get(capture)

@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from lab.stack import free_port
+from cli.supervisor import free_port
 from shared.broker import agent_queue_name
 from shared.errors import InvalidField
 from shared.resource_ids import VirtualMachineId

@@ -10,6 +10,7 @@ of what was meant to be written, and `written` says exactly how long.
 
 from __future__ import annotations
 
+from typing import Any
 import ctypes
 import errno
 import os
@@ -63,7 +64,7 @@ class CheckedStream:
         self.written += size
         return size
 
-    def _seek(self, _cookie: int, offset, whence: int) -> int:  # type: ignore[no-untyped-def]
+    def _seek(self, _cookie: int, offset: Any, whence: int) -> int:  # offset: off64_t*
         if whence != _SEEK_CUR or offset[0] != 0:
             return -1
         offset[0] = self.written  # only ftell is asked of this stream

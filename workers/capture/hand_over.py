@@ -17,6 +17,7 @@ numbers or checksums.)
 
 from __future__ import annotations
 
+from typing import Any
 import ctypes
 import time
 from collections import Counter
@@ -63,7 +64,7 @@ def live_head(source: PacketSource, until: float, within: float) -> list[TimedRe
     `within` seconds for it (the rest stay in the kernel for the session)."""
     head: list[TimedRecord] = []
 
-    def take(_user, header, data) -> None:  # type: ignore[no-untyped-def]
+    def take(_user: Any, header: Any, data: Any) -> None:  # pcap_handler's (u_char*, pkthdr*, bytes*)
         caplen = header.contents.caplen
         head.append(TimedRecord(header.contents.ts.tv_sec, header.contents.ts.tv_usec, header.contents.len,
                                 ctypes.string_at(data, caplen)))

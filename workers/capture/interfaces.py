@@ -27,7 +27,7 @@ class PacketSource(Protocol):
     def wait(self, seconds: float) -> None:
         """Return when packets may be ready, or after `seconds`."""
 
-    def dispatch(self, count: int, callback: ctypes.c_void_p | ctypes._CFuncPtr, user: ctypes.c_void_p | None) -> int:
+    def dispatch(self, count: int, callback: ctypes._CData, user: ctypes.c_void_p | None) -> int:
         """Hand up to `count` ready packets to `callback`; returns how many."""
 
     def counters(self) -> KernelCounters: ...
@@ -39,11 +39,20 @@ class PacketSink(Protocol):
     """Where a session's packets go, within a byte budget; the first write that fails ends
     the session (`error`), and what was kept is counted from what is really stored."""
 
-    path: Path
-    packets: int
-    file_bytes: int
-    full: bool
-    error: OSError | None
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def packets(self) -> int: ...
+
+    @property
+    def file_bytes(self) -> int: ...
+
+    @property
+    def full(self) -> bool: ...
+
+    @property
+    def error(self) -> OSError | None: ...
 
     def drain(self, source: PacketSource) -> int:
         """Take every packet `source` has ready (until full); returns how many."""

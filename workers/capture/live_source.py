@@ -117,7 +117,7 @@ class LiveCapture:
     def wait(self, seconds: float) -> None:
         select.select([self.fd], [], [], seconds)
 
-    def dispatch(self, count: int, callback: ctypes.c_void_p | ctypes._CFuncPtr, user: ctypes.c_void_p | None) -> int:
+    def dispatch(self, count: int, callback: ctypes._CData, user: ctypes.c_void_p | None) -> int:
         """Hand up to `count` ready packets (-1: all ready) to a C callback; returns how many."""
         done = libpcap.lib().pcap_dispatch(self.handle, count, ctypes.cast(callback, ctypes.c_void_p), user)
         if done < 0:

@@ -12,6 +12,7 @@ reported is what the file holds.
 
 from __future__ import annotations
 
+from typing import Any
 import ctypes
 import os
 from pathlib import Path
@@ -86,7 +87,7 @@ class PcapFileSink:
     def size(self) -> int:
         return libpcap.lib().pcap_dump_ftell(self.dumper)
 
-    def _write_if_room(self, _user, header, data) -> None:  # type: ignore[no-untyped-def]
+    def _write_if_room(self, _user: Any, header: Any, data: Any) -> None:  # pcap_handler's (u_char*, pkthdr*, bytes*)
         if self.size + RECORD_HEADER_BYTES + header.contents.caplen > self.byte_limit:
             self.full = True
             return

@@ -12,6 +12,8 @@ lets go of the GIL), in order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 import hashlib
 import ipaddress
 import itertools
@@ -21,7 +23,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO
+from io import BufferedIOBase, RawIOBase
+
+# A capture file held open for reading (read and readinto): raw (FileIO) or buffered.
+ReadableFile = RawIOBase | BufferedIOBase
 
 from shared.arm import Talker
 from workers.capture.pcap_format import FILE_HEADER_BYTES, MAX_SNAPLEN, RECORD_HEADER_BYTES, record_struct
@@ -83,7 +88,7 @@ def _name_flow(key: tuple[int, bytes]) -> tuple[str, tuple[str, str]]:
                                                          str(ipaddress.IPv6Address(addresses[16:])))
 
 
-def _count(buf: bytearray, end: int, view, flows: dict[tuple[int, bytes], int],  # type: ignore[no-untyped-def]
+def _count(buf: bytearray, end: int, view: Callable[..., tuple[Any, ...]], flows: dict[tuple[int, bytes], int],
            stats: FileStatistics) -> int:
     """Count the whole records in `buf[:end]` (`buf` has room for a view past `end`); returns
     where the first incomplete one starts."""
@@ -112,7 +117,8 @@ def _count(buf: bytearray, end: int, view, flows: dict[tuple[int, bytes], int], 
     return offset
 
 
-def _count_chunks(handle: BinaryIO, view, hasher: ThreadPoolExecutor, digest,  # type: ignore[no-untyped-def]
+def _count_chunks(handle: ReadableFile, view: Callable[..., tuple[Any, ...]], hasher: ThreadPoolExecutor,
+                  digest: "hashlib._Hash",
                   flows: dict[tuple[int, bytes], int], stats: FileStatistics) -> None:
     """Read the records into two buffers in turn (no copy but the kernel's, and an incomplete
     record's carried to the other buffer), each chunk hashed on `hasher`, in order, while the
@@ -141,7 +147,7 @@ def _count_chunks(handle: BinaryIO, view, hasher: ThreadPoolExecutor, digest,  #
         hashing.result()
 
 
-def read_statistics(source: Path | BinaryIO) -> FileStatistics:
+def read_statistics(source: Path | ReadableFile) -> FileStatistics:
     """What a capture file holds, from its path or from a file the caller holds open. Records
     are counted up to the first torn one (a record longer than any snap length); the SHA-256
     is of the whole file."""

@@ -38,7 +38,7 @@ class RingSink:
     """A PacketSink (interfaces.py) over a ring of PcapFileSinks."""
 
     def __init__(self, layout: RingLayout, linktype: int, snaplen: int,
-                 on_closed: Callable[[ClosedFile], None] = lambda closed: None,
+                 on_closed: Callable[[ClosedFile], object] = lambda closed: None,
                  on_opened: Callable[[Path, int], None] = lambda path, index: None) -> None:
         self.layout = layout
         self.linktype = linktype

@@ -4,6 +4,7 @@ test's source as on a live interface."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import threading
 import time
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ class SessionOutcome:
 
 
 def run_session(source: PacketSource, sink: PacketSink, limits: SessionLimits, stop: StopSignal,
-                on_running=None) -> SessionOutcome:  # type: ignore[no-untyped-def]
+                on_running: Callable[[datetime], None] | None = None) -> SessionOutcome:
     """Feed `sink` from `source` until a limit, a stop or a failed write; both are closed after."""
     reason: StopReason | None = None
     try:

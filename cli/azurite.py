@@ -1,5 +1,6 @@
-"""Azurite, the Azure Storage emulator (npm package, pinned in the Makefile), as a process
-the tests and the demo can stop and start again on the same port and data folder."""
+"""Azurite, the Azure Storage emulator (npm package, pinned in the Makefile): `up`'s storage
+account, as a process that can be stopped (saving what it acknowledged) and started again on
+the same port and data folder; the tests and the demo run it too."""
 
 from __future__ import annotations
 
@@ -12,15 +13,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.stack import free_port
+from cli.supervisor import free_port
 
 ACCOUNT = "devstoreaccount1"
 STOP_GRACE_SECONDS = 15.0
 # Azurite's documented, public development key: it opens nothing but the local emulator.
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 BINARY = Path(__file__).resolve().parents[1] / ".tools" / "node_modules" / ".bin" / "azurite-blob"
-STORAGE_ID = f"/subscriptions/00000000-0000-0000-0000-00000000lab0/resourceGroups/lab-rg/providers/" \
-             f"Microsoft.Storage/storageAccounts/{ACCOUNT}"
 
 
 @dataclass
