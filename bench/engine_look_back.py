@@ -16,7 +16,7 @@ from pathlib import Path
 from shared.bpf import compile_filters
 from shared.filter_values import AddressSet
 from shared.filters import parse_filters
-from workers.agent_look_back import KERNEL_BUFFER_BYTES
+from workers.agent.look_back import KERNEL_BUFFER_BYTES
 from workers.capture.live_source import LiveCapture, interface_addresses
 from workers.capture.look_back import LookBackRing, LookBackSettings
 

@@ -21,7 +21,7 @@ from lab.abandoned import leave_requests
 from lab.stack import temporary_vhost
 from shared.broker import make_celery, publish
 from shared.registry import Registry
-from workers.control import Control
+from workers.control.worker import Control
 
 
 def abandoned(folder: Path, messages: int, vms: int) -> Registry:

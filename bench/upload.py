@@ -52,7 +52,7 @@ def request_for(account: StorageAccount, path: Path, name: str) -> UploadRequest
 
 
 def agent_upload(request: UploadRequest) -> float:
-    from workers.uploader import upload_capture
+    from workers.agent.uploader import upload_capture
 
     began = time.perf_counter()
     upload_capture(request)
@@ -69,7 +69,7 @@ def plain_upload(service: BlobServiceClient, path: Path, name: str) -> float:
 SERIES = """
 import json, sys, time
 from shared.messages import UploadRequest
-from workers.uploader import upload_capture
+from workers.agent.uploader import upload_capture
 def rss():
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) // 1024

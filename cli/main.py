@@ -55,8 +55,8 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import timedelta
 
     from shared.storage_accounts import load_storage_accounts
-    from workers.control import run_control
-    from workers.file_uploads import FileUploads
+    from workers.control.worker import run_control
+    from workers.control.file_uploads import FileUploads
 
     uploads = FileUploads(load_storage_accounts(settings.storage_config),
                           timedelta(seconds=settings.upload_retry_seconds))
@@ -66,7 +66,7 @@ def _control(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _notify(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.notifier import load_notify_config, run_notifier
+    from workers.notify.worker import load_notify_config, run_notifier
 
     run_notifier(settings.broker_url, load_notify_config(settings.notify_config),
                  (settings.metrics_host, args.metrics_port))
@@ -74,7 +74,7 @@ def _notify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _notify_secret(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.notifier import new_secret
+    from workers.notify.worker import new_secret
 
     print(new_secret())
     return 0
@@ -82,8 +82,9 @@ def _notify_secret(args: argparse.Namespace, settings: Settings) -> int:
 
 def _agent_run(args: argparse.Namespace, settings: Settings) -> int:
     from cli.look_back_options import look_back_filters, look_back_settings
-    from workers.agent import Agent, AgentConfig
-    from workers.imds import location_from_imds, vm_from_imds
+    from workers.agent.config import AgentConfig
+    from workers.agent.worker import Agent
+    from workers.agent.imds import location_from_imds, vm_from_imds
 
     vm = VirtualMachineId.parse(args.vm, "--vm") if args.vm else vm_from_imds(settings.imds_url)
     location = args.location.lower() if args.location else None if args.vm else location_from_imds(settings.imds_url)

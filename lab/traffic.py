@@ -15,7 +15,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from lab.vms import LabVm, lab_address
-from workers.netns import inside
+from workers.capture.netns import inside
 
 NOBODY_MAC = "02:00:5e:00:00:fe"
 MAX_FRAMES = 2_000_000

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
 from kombu import Connection, Queue
+from pydantic import BaseModel
 
 from shared.logs import stdout_into_log
+from shared.messages import TASK_PAYLOADS, TaskName, body_of, task_of
 from shared.resource_ids import VirtualMachineId
 
 CONTROL_QUEUE = "packetwatch.control"
 NOTIFY_QUEUE = "packetwatch.notify"
 QUEUE_ARGUMENTS = {"x-queue-type": "quorum"}
+RETRY_SECONDS, RETRIES = 0.5, 60  # a message that cannot be applied yet: tried for half a minute
 log = logging.getLogger("packetwatch.broker")
 
 
@@ -73,6 +79,39 @@ def run_worker(app: Celery, queue: str, hostname: str, concurrency: int) -> None
 def publish(app: Celery, task: str, payload: dict, queue: str) -> None:
     """Send one task message to a durable queue, waiting for the broker's confirm."""
     app.send_task(task, args=[payload], queue=durable_queue(queue), routing_key=queue)
+
+
+def send(app: Celery, message: BaseModel, queue: str) -> None:
+    """Send a payload model as its task (TASK_PAYLOADS), waiting for the broker's confirm."""
+    publish(app, task_of(message).value, body_of(message), queue)
+
+
+@dataclass(frozen=True)
+class Handler:
+    """What a worker does with one task: `apply` takes the validated payload model."""
+
+    task: TaskName
+    apply: Callable[[Any], object]
+    # `apply` answers False while the message cannot be applied yet (what it follows is still
+    # in another thread's hands): it is tried again shortly, for up to half a minute.
+    until_applied: bool = False
+    events: bool = True  # task events for Flower; off for the control queue's heartbeats
+
+
+def register_tasks(app: Celery, handlers: list[Handler], count: Callable[[TaskName], None] | None = None) -> None:
+    """Register each handler as its task: the payload validated against the task's model
+    (TASK_PAYLOADS), counted, then applied."""
+    for handler in handlers:
+        model = TASK_PAYLOADS[handler.task]
+
+        def run(task: Task, payload: dict, handler: Handler = handler, model: type[BaseModel] = model) -> None:
+            if count is not None:
+                count(handler.task)
+            if handler.apply(model.model_validate(payload)) is False and handler.until_applied:
+                raise task.retry(countdown=RETRY_SECONDS)
+
+        app.task(name=handler.task.value, bind=True, send_events=handler.events,
+                 max_retries=RETRIES if handler.until_applied else 0)(run)
 
 
 def has_consumer(broker_url: str, queue: str) -> bool:

@@ -1,5 +1,6 @@
 """The messages that cross the broker between functions/ and workers/: task names and
-payloads, defined once."""
+payloads, defined once, and the one table that pairs them (TASK_PAYLOADS), which workers
+register their tasks from and senders name their messages by."""
 
 from __future__ import annotations
 
@@ -140,6 +141,30 @@ class Notification(BaseModel):
     data: dict
 
 
+class Tick(BaseModel):
+    """The control worker's clock (it sweeps silent agents and unstarted captures on it)."""
+
+
+# Every task, with the payload model it carries: the one place a name meets its model.
+TASK_PAYLOADS: dict[TaskName, type[BaseModel]] = {
+    TaskName.CAPTURE: CaptureRequest, TaskName.STOP: StopRequest, TaskName.UPLOAD: UploadRequest,
+    TaskName.STATUS: StatusEvent, TaskName.UPLOADED: UploadResult, TaskName.FILE_CLOSED: FileClosed,
+    TaskName.STATISTICS: CaptureStatistics, TaskName.HEARTBEAT: Heartbeat, TaskName.TICK: Tick,
+    TaskName.NOTIFY: Notification,
+}
+_TASK_OF = {model: name for name, model in TASK_PAYLOADS.items()}
+
+
+def task_of(message: BaseModel) -> TaskName:
+    """The task a payload model is sent as."""
+    return _TASK_OF[type(message)]
+
+
+def body_of(message: BaseModel) -> dict:
+    """A payload as it travels: JSON, ARM's property names where a model has them."""
+    return message.model_dump(mode="json", by_alias=True)
+
+
 class Outgoing(BaseModel):
     """One task message bound for one durable queue, as the outbox keeps it until the
     broker confirms it."""
@@ -147,3 +172,7 @@ class Outgoing(BaseModel):
     task: TaskName
     queue: str
     payload: dict
+
+    @classmethod
+    def of(cls, message: BaseModel, queue: str) -> "Outgoing":
+        return cls(task=task_of(message), queue=queue, payload=body_of(message))

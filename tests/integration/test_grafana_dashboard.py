@@ -11,9 +11,9 @@ from kombu import Connection
 from prometheus_client.metrics import MetricWrapperBase
 
 import functions.metrics as api_metrics
-import workers.agent_metrics
-import workers.control
-import workers.notifier
+import workers.agent.metrics
+import workers.control.worker
+import workers.notify.worker
 from shared.broker import CONTROL_QUEUE, durable_queue
 from shared.registry import Registry
 
@@ -21,7 +21,7 @@ DASHBOARD = Path(__file__).resolve().parents[2] / "infra" / "grafana" / "packetw
 METRIC = re.compile(r"\b(packetwatch_[a-z_]+)(\{[^}]*\})?")
 LABEL = re.compile(r"(\w+)\s*(?:=~|!~|!=|=)")
 GROUPING = re.compile(r"\bby\s*\(([^)]*)\)")
-MODULES = (api_metrics, workers.agent_metrics, workers.control, workers.notifier)
+MODULES = (api_metrics, workers.agent.metrics, workers.control.worker, workers.notify.worker)
 # Labels Prometheus adds to every scraped series.
 TARGET_LABELS = {"instance", "job"}
 

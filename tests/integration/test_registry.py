@@ -126,7 +126,7 @@ def test_heartbeats_record_when_the_agent_was_last_heard(registry):
 
 
 def test_the_control_worker_writes_many_heartbeats_at_once_the_latest_of_each_agent_winning(registry):
-    from workers.heartbeat_batch import HeartbeatBatch
+    from workers.control.heartbeat_batch import HeartbeatBatch
 
     vms = [f"/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/hb-{secrets.token_hex(3)}"
            for _ in range(300)]

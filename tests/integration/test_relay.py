@@ -13,7 +13,7 @@ from shared.broker import make_celery
 from shared.messages import TaskName
 from shared.registry import Registry
 from tests.integration.conftest import queue_messages
-from workers.control import RELAY_BATCH, Control
+from workers.control.worker import RELAY_BATCH, Control
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from shared.messages import Heartbeat
 from shared.registry import Registry
 from shared.resource_ids import CaptureId, VirtualMachineId
 from tests.integration.conftest import access_config, bearer, capture_body, unsent
-from workers.control import build_control_app
+from workers.control.worker import build_control_app
 
 API = "?api-version=2026-01-01"
 

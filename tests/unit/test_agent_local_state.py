@@ -7,10 +7,10 @@ import pytest
 from shared.arm import PacketCaptureParameters
 from workers.capture.session import SessionLimits
 
-from workers.journal import Journal, JournalEntry
+from workers.agent.journal import Journal, JournalEntry
 from workers.capture.pcap_format import repair_pcap
 from workers.capture.pcap_stats import read_statistics
-from workers.local_paths import CapturePathRefused, create_capture_file
+from workers.capture.local_paths import CapturePathRefused, create_capture_file
 
 
 def test_a_capture_begins_once_however_often_it_is_delivered(tmp_path):

@@ -14,7 +14,7 @@ from shared.access import hash_token, load_access_config
 from shared.alert_config import load_alert_config
 from shared.config import Settings
 from shared.storage_accounts import load_storage_accounts
-from workers.notifier import load_notify_config
+from workers.notify.worker import load_notify_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config"

@@ -21,7 +21,7 @@ from shared.filter_values import parse_addresses, parse_ports
 from shared.filters import parse_filters
 from shared.resource_ids import CaptureId, VirtualMachineId, validate_name
 from shared.storage_layout import relative_capture_path
-from workers.local_paths import CapturePathRefused, create_capture_file
+from workers.capture.local_paths import CapturePathRefused, create_capture_file
 
 SAFE_EXPRESSION = re.compile(r"[a-z0-9 ().:/-]*")
 HOSTILE = st.sampled_from(["80; tcpdump -w /tmp/x", "$(reboot)", "`id`", "80 or 1=1", "../../etc/passwd",

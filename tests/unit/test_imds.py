@@ -8,7 +8,7 @@ from shared.broker import agent_queue_name
 from shared.errors import InvalidField
 from shared.resource_ids import VirtualMachineId
 from tests.imds_server import imds
-from workers.imds import location_from_imds, vm_from_imds
+from workers.agent.imds import location_from_imds, vm_from_imds
 
 VM = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/web/providers/Microsoft.Compute/virtualMachines/web01"
 

@@ -10,7 +10,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from shared.config_files import parse_model
 from shared.errors import InvalidField
 from shared.messages import Notification
-from workers.notifier import NotifyConfig, Webhook, cloud_event, new_secret, signed_headers
+from workers.notify.worker import NotifyConfig, Webhook, cloud_event, new_secret, signed_headers
 
 EVENT = Notification(id="evt-1", type="com.packetwatch.capture.completed", subject="/subscriptions/s/x",
                      time=datetime(2026, 11, 23, tzinfo=timezone.utc), data={"packetCaptureStatus": "Stopped"})

@@ -15,7 +15,8 @@ ENTRY_POINTS = """
 import contextlib, io, sys
 from cli.main import build_parser, main
 build_parser()
-import cli.az.loader, cli.up, cli.agent_install, functions.function_app, workers.agent, workers.control, workers.notifier
+import cli.az.loader, cli.up, cli.agent_install, functions.function_app
+import workers.agent.worker, workers.control.worker, workers.notify.worker
 with contextlib.redirect_stdout(io.StringIO()) as shown:  # what a VM runs first: it prints the unit, changes nothing
     assert main(["agent", "install", "--print", "--interface", "lo", "--broker-url", "amqp://agent:x@broker//"]) == 0
 assert "packetwatch-agent" in shown.getvalue()

@@ -14,7 +14,8 @@ import select
 from shared import libpcap
 from shared.bpf import MAX_SNAPLEN, BpfProgram
 from workers.capture.interfaces import KernelCounters
-from workers.netns import inside
+from workers.capture.netns import inside
+from workers.capture.failures import CaptureStartFailure
 
 RING_BYTES = 64 * 1024 * 1024
 READ_TIMEOUT_MS = 100
@@ -23,7 +24,7 @@ READ_TIMEOUT_MS = 100
 READABLE_WITHIN_SECONDS = 2 * READ_TIMEOUT_MS / 1000 + 0.05
 
 
-class CaptureOpenError(RuntimeError):
+class CaptureOpenError(CaptureStartFailure):
     def __init__(self, interface: str, reason: str) -> None:
         self.interface = interface
         self.reason = reason

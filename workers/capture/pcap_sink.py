@@ -23,7 +23,8 @@ from workers.capture.interfaces import PacketSource
 from workers.capture.pcap_format import (
     FILE_HEADER_BYTES, RECORD_HEADER_BYTES, cut_after_last_record, split_records, whole_records,
 )
-from workers.local_paths import create_capture_file
+from workers.capture.local_paths import create_capture_file
+from workers.capture.failures import LocalFileFailure
 
 BATCH = 4096
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -31,7 +32,7 @@ _libc.fwrite.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t, ctyp
 _libc.fwrite.restype = ctypes.c_size_t
 
 
-class CaptureWriteError(OSError):
+class CaptureWriteError(LocalFileFailure, OSError):
     """Writing the capture file failed; carries the OS reason."""
 
     def __init__(self, path: Path, error: OSError) -> None:

@@ -24,7 +24,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from standardwebhooks import Webhook as Signer
 
-from shared.broker import NOTIFY_QUEUE, durable_queue, make_celery, run_worker
+from shared.broker import NOTIFY_QUEUE, Handler, durable_queue, make_celery, register_tasks, run_worker
 from shared.config_files import load_model
 from shared.messages import Notification, TaskName
 from shared.probes import broker_state, serve_probes
@@ -150,10 +150,10 @@ def run_notifier(broker_url: str, config: NotifyConfig, probes: tuple[str, int],
     app.conf.task_queues = [durable_queue(NOTIFY_QUEUE)]
     serve_probes(*probes, lambda: {"broker": broker_state(broker_url)})
 
-    @app.task(name=TaskName.NOTIFY.value)
-    def notify(payload: dict) -> None:
-        event = Notification.model_validate(payload)
+    def notify(event: Notification) -> None:
         for webhook in config.webhooks:
             deliver(event, webhook, config)
+
+    register_tasks(app, [Handler(TaskName.NOTIFY, notify)])
 
     run_worker(app, NOTIFY_QUEUE, f"notify@{socket.gethostname()}", concurrency)

@@ -9,11 +9,13 @@ import errno
 import os
 from pathlib import Path, PurePosixPath
 
+from workers.capture.failures import LocalFileFailure
+
 FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class CapturePathRefused(OSError):
+class CapturePathRefused(LocalFileFailure, OSError):
     def __init__(self, relative: str, reason: str) -> None:
         self.relative = relative
         self.reason = reason

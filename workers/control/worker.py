@@ -6,7 +6,6 @@ Agents hold no database credentials; this worker is the only writer of their new
 
 from __future__ import annotations
 
-from celery import Task
 import logging
 import socket
 import threading
@@ -20,20 +19,21 @@ from prometheus_client import Counter, Histogram
 
 from shared.arm import PcError, PcStatus, format_arm_time
 from shared.broker import (
-    CONTROL_QUEUE, NOTIFY_QUEUE, agent_queue_name, durable_queue, make_celery, publish, run_worker,
+    CONTROL_QUEUE, NOTIFY_QUEUE, Handler, agent_queue_name, durable_queue, make_celery, register_tasks, run_worker,
+    send,
 )
 from shared.capture_files import file_uploaded, record_file
 from shared.errors import InvalidField
 from shared.messages import (
-    SILENT_HEARTBEATS, CaptureStatistics, FileClosed, Heartbeat, Notification, StatusEvent, TaskName, UploadResult,
+    SILENT_HEARTBEATS, FileClosed, Heartbeat, Notification, StatusEvent, TaskName, Tick, UploadResult,
 )
 from shared.pipelined_publish import PipelinedPublisher
 from shared.probes import broker_state, database_state, serve_probes
 from shared.registry import CaptureRecord, Registry
 from shared.resource_ids import CaptureId, VirtualMachineId
 from shared.storage_accounts import StorageAccounts
-from workers.file_uploads import FileUploads
-from workers.heartbeat_batch import HeartbeatBatch
+from workers.control.file_uploads import FileUploads
+from workers.control.heartbeat_batch import HeartbeatBatch
 
 log = logging.getLogger("packetwatch.control")
 # Messages each worker thread has in hand: with late acks a message is acknowledged once
@@ -94,7 +94,13 @@ class Control:
             return
         if kind == COMPLETED and record.parameters.storage_location.storage_id and not record.storage_path:
             return  # completed once its upload is verified (see uploaded)
-        publish(self.app, TaskName.NOTIFY.value, notification(record, kind).model_dump(mode="json"), NOTIFY_QUEUE)
+        send(self.app, notification(record, kind), NOTIFY_QUEUE)
+
+    def heartbeat(self, beat: Heartbeat) -> None:
+        now = datetime.now(timezone.utc)
+        LAG.observe(max(0.0, (now - beat.reported_at).total_seconds()))
+        self.heartbeats.add(beat, now)
+        log.debug("heartbeat from %s (%d running)", beat.vm_id, len(beat.running))
 
     def status(self, event: StatusEvent) -> None:
         LAG.observe(max(0.0, (datetime.now(timezone.utc) - event.reported_at).total_seconds()))
@@ -190,8 +196,7 @@ class Control:
                                                              file_index=event.index))
             log.error("capture %s: file %d cannot be uploaded: %s", event.capture_id, event.index, exc, extra=where)
             return
-        publish(self.app, TaskName.UPLOAD.value, request.model_dump(mode="json"),
-                agent_queue_name(VirtualMachineId.parse(record.parameters.target)))
+        send(self.app, request, agent_queue_name(VirtualMachineId.parse(record.parameters.target)))
 
     def uploaded(self, result: UploadResult) -> bool:
         """Apply an upload's result; False while the capture's Stopped event is not applied
@@ -216,44 +221,17 @@ def build_control_app(broker_url: str, registry: Registry, heartbeat_seconds: fl
     app.conf.worker_prefetch_multiplier = PREFETCH
     control = Control(app, registry, heartbeat_seconds, uploads)
 
-    @app.task(name=TaskName.TICK.value)
-    def tick(payload: dict) -> None:
-        MESSAGES.labels(TaskName.TICK.value).inc()
-        control.tick(datetime.now(timezone.utc))
-
-    @app.task(name=TaskName.STATUS.value)
-    def status(payload: dict) -> None:
-        MESSAGES.labels(TaskName.STATUS.value).inc()
-        control.status(StatusEvent.model_validate(payload))
-
-    @app.task(name=TaskName.UPLOADED.value, bind=True, max_retries=60)
-    def uploaded(task: Task, payload: dict) -> None:
-        MESSAGES.labels(TaskName.UPLOADED.value).inc()
-        if not control.uploaded(UploadResult.model_validate(payload)):
-            raise task.retry(countdown=0.5)
-
-    @app.task(name=TaskName.STATISTICS.value, bind=True, max_retries=60)
-    def statistics(task: Task, payload: dict) -> None:
-        MESSAGES.labels(TaskName.STATISTICS.value).inc()
-        if not registry.apply_statistics(CaptureStatistics.model_validate(payload)):
-            raise task.retry(countdown=0.5)  # its Stopped may still be in another worker's hands
-
-    @app.task(name=TaskName.FILE_CLOSED.value)
-    def file_closed(payload: dict) -> None:
-        MESSAGES.labels(TaskName.FILE_CLOSED.value).inc()
-        control.file_closed(FileClosed.model_validate(payload))
-
-    # No task events for heartbeats: nine in ten of the messages at fleet size, and three more
-    # messages each; the metrics count them (packetwatch_control_messages_total{task=…heartbeat}).
-    @app.task(name=TaskName.HEARTBEAT.value, send_events=False)
-    def heartbeat(payload: dict) -> None:
-        MESSAGES.labels(TaskName.HEARTBEAT.value).inc()
-        beat = Heartbeat.model_validate(payload)
-        now = datetime.now(timezone.utc)
-        LAG.observe(max(0.0, (now - beat.reported_at).total_seconds()))
-        control.heartbeats.add(beat, now)
-        log.debug("heartbeat from %s (%d running)", beat.vm_id, len(beat.running))
-
+    register_tasks(app, [
+        Handler(TaskName.TICK, lambda _: control.tick(datetime.now(timezone.utc))),
+        Handler(TaskName.STATUS, control.status),
+        Handler(TaskName.UPLOADED, control.uploaded, until_applied=True),
+        # A run's statistics wait for its Stopped, which may still be in another worker's hands.
+        Handler(TaskName.STATISTICS, registry.apply_statistics, until_applied=True),
+        Handler(TaskName.FILE_CLOSED, control.file_closed),
+        # No task events for heartbeats: nine in ten of the messages at fleet size, and three
+        # more messages each; the metrics count them (packetwatch_control_messages_total{task=…}).
+        Handler(TaskName.HEARTBEAT, control.heartbeat, events=False),
+    ], count=lambda task: MESSAGES.labels(task.value).inc())
     return app, control
 
 
@@ -262,7 +240,7 @@ def _sweep_forever(control: Control, heartbeat_seconds: float, start_deadline: t
     while True:
         time.sleep(heartbeat_seconds)
         try:
-            publish(control.app, TaskName.TICK.value, {}, CONTROL_QUEUE)
+            send(control.app, Tick(), CONTROL_QUEUE)
             control.relay()
             control.sweep(silent_after)
             control.expire_unstarted(start_deadline)

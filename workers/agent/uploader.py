@@ -31,6 +31,7 @@ from azure.storage.blob import BlobClient
 
 from shared.messages import UploadRequest
 from shared.retry import backoff
+from workers.capture.failures import StorageFailure
 
 log = logging.getLogger("packetwatch.upload")
 BLOCK_BYTES = 4 * 1024 * 1024
@@ -47,7 +48,7 @@ CLIENT_OPTIONS: dict[str, Any] = dict(max_block_size=BLOCK_BYTES, max_single_put
 RESTART_UPLOAD_CODES = {"InvalidBlockList", "InvalidBlockId", "ContainerNotFound", "BlobNotFound"}
 
 
-class UploadFailed(RuntimeError):
+class UploadFailed(StorageFailure):
     def __init__(self, blob: str, attempts: int, reason: str, permanent: bool) -> None:
         self.blob = blob
         self.attempts = attempts

@@ -1,4 +1,4 @@
-"""The agent's upload task: store one finished file at its blob (workers/uploader.py) and
+"""The agent's upload task: store one finished file at its blob (workers/agent/uploader.py) and
 say how it went, as the UploadResult the control worker applies. Kept apart from the
 capture code: an upload is a task of its own, so it survives an agent restart."""
 
@@ -8,8 +8,8 @@ import logging
 from pathlib import Path
 
 from shared.messages import UploadRequest, UploadResult
-from workers import agent_metrics as metrics
-from workers.uploader import UploadFailed, upload_capture
+from workers.agent import metrics
+from workers.agent.uploader import UploadFailed, upload_capture
 
 log = logging.getLogger("packetwatch.agent")
 GONE = "the file is no longer on the VM (a rolling ring removes its oldest file first, uploaded or not)"

@@ -1,0 +1,1 @@
+"""The control worker: applies what agents report to the registry."""

@@ -1,0 +1,1 @@
+"""The notifier: delivers completion and failure events to webhooks."""
