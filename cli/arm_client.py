@@ -5,12 +5,37 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from shared.resource_ids import CaptureId
 
 API_VERSION = "2026-01-01"
+
+
+class ApiError(Exception):
+    """An answer of 400 or more, with ARM's error code and message (or the HTTP status and
+    the start of the body, from something that is not PacketWatch)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status, self.code, self.message = status, code, message
+        super().__init__(f"{code}: {message}")
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> "ApiError":
+        try:
+            error = response.json()["error"]
+            return cls(response.status_code, str(error["code"]), str(error["message"]))
+        except (ValueError, KeyError, TypeError):
+            return cls(response.status_code, f"HTTP {response.status_code}", response.text[:300])
+
+
+def checked(response: httpx.Response) -> Any:
+    """The JSON of a successful answer (None when it has no body); ApiError otherwise."""
+    if response.status_code >= 400:
+        raise ApiError.of(response)
+    return response.json() if response.content else None
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from cli.packet_capture import CliError, read_filters
+from cli.capture_body import CliError, read_filters
 from shared.arm import MAX_LOOK_BACK_SECONDS, PacketCaptureFilter
 from shared.bpf import MAX_SNAPLEN
 from shared.broker import agent_queue_name

@@ -12,7 +12,7 @@ import httpx
 
 from cli import packet_capture
 from cli.look_back_options import add_look_back_options
-from cli.packet_capture import CliError
+from cli.capture_body import CliError
 from shared.access import Role
 from shared.config import Settings
 from shared.errors import InvalidField, PacketWatchError

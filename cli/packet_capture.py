@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 
-from cli.arm_client import ArmClient
+from cli.arm_client import ApiError, ArmClient, checked
+from cli.capture_body import CaptureFlags, CliError
 from shared.arm import DEFAULT_TOTAL_BYTES_PER_SESSION, MAX_TIME_LIMIT_SECONDS
 from shared.resource_ids import CaptureId, ScaleSetId, VirtualMachineId
 
@@ -26,10 +27,6 @@ TABLE_COLUMNS = {
     "agent": [("VM", "vm"), ("Status", "status"), ("Version", "version"), ("Host", "hostname"),
               ("Interface", "interface"), ("LastSeen", "lastSeen"), ("Running", "runningCaptures")],
 }
-
-
-class CliError(RuntimeError):
-    """One line for the user; the command exits non-zero."""
 
 
 def _connection(parser: argparse.ArgumentParser, formats: bool = True) -> None:
@@ -64,13 +61,10 @@ def _capture(args: argparse.Namespace) -> CaptureId:
 
 
 def _checked(answer: httpx.Response) -> Any:
-    if answer.status_code >= 400:
-        try:
-            error = answer.json()["error"]
-            raise CliError(f"{error['code']}: {error['message']}")
-        except (ValueError, KeyError, TypeError):
-            raise CliError(f"HTTP {answer.status_code}: {answer.text[:200]}") from None
-    return answer.json() if answer.content else {}
+    try:
+        return checked(answer) or {}
+    except ApiError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _field(item: dict, path: str) -> str:
@@ -95,23 +89,6 @@ def _print(args: argparse.Namespace, result: Any, kind: str) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
-def read_filters(text: str | None, flag: str = "--filters") -> list[dict]:
-    if text is None:
-        return []
-    if text.startswith("@"):
-        try:
-            text = Path(text[1:]).read_text()
-        except OSError as exc:
-            raise CliError(f"{flag}: cannot read {text[1:]}: {exc.strerror}") from None
-    try:
-        filters = json.loads(text)
-    except ValueError as exc:
-        raise CliError(f"{flag}: not JSON: {exc}") from None
-    if not isinstance(filters, list) or not all(isinstance(item, dict) for item in filters):
-        raise CliError(f"{flag}: must be a JSON list of filter objects")
-    return filters
-
-
 def _target_id(args: argparse.Namespace) -> str:
     """--target (or --vm): a name in -g, or a resource ID; a scale set with --target-type AzureVMSS."""
     flag, value = ("--target", args.target) if args.target else ("--vm", args.vm)
@@ -123,47 +100,17 @@ def _target_id(args: argparse.Namespace) -> str:
     return kind(args.subscription, args.resource_group, value).arm_id
 
 
-CAPTURE_SETTINGS = {"file-count": "fileCount", "file-size-in-bytes": "fileSizeInBytes",
-                    "session-time-limit-in-seconds": "sessionTimeLimitInSeconds"}
-
-
-def capture_settings_of(words: list[str] | None) -> dict[str, int] | None:
-    """az's shorthand: file-count=10 file-size-in-bytes=104857600 session-time-limit-in-seconds=86400."""
-    if not words:
-        return None
-    settings = {}
-    for word in words:
-        key, _, value = word.partition("=")
-        if key not in CAPTURE_SETTINGS or not value.isdigit():
-            raise CliError(f"--capture-settings: {word!r} is not KEY=NUMBER with KEY one of "
-                           f"{', '.join(CAPTURE_SETTINGS)}")
-        settings[CAPTURE_SETTINGS[key]] = int(value)
-    return settings
-
-
 def create(args: argparse.Namespace) -> int:
     capture = _capture(args)
-    location = {key: value for key, value in (("storageId", args.storage_account), ("storagePath", args.storage_path),
-                                              ("filePath", args.file_path), ("localPath", args.local_path)) if value}
-    if not location:
+    if not (args.storage_account or args.storage_path or args.file_path or args.local_path):
         raise CliError("give --storage-account, --file-path (or --local-path with --continuous-capture)")
-    properties = {"target": _target_id(args), "bytesToCapturePerPacket": args.capture_size,
-                  "totalBytesPerSession": args.capture_limit, "timeLimitInSeconds": args.time_limit,
-                  "storageLocation": location, "filters": read_filters(args.filters)}
-    if args.continuous_capture is not None:
-        properties["continuousCapture"] = args.continuous_capture == "true"
-    if args.look_back_seconds is not None:
-        properties["lookBackSeconds"] = args.look_back_seconds
-    if args.target_type:
-        properties["targetType"] = args.target_type
-    if args.include or args.exclude:
-        if args.target_type != "AzureVMSS":
-            raise CliError("--include and --exclude apply with --target-type AzureVMSS")
-        properties["scope"] = {"include": args.include or [], "exclude": args.exclude or []}
-    settings = capture_settings_of(args.capture_settings)
-    if settings is not None:
-        properties["captureSettings"] = settings
-    _print(args, _checked(_client(args).create(capture, properties)), "capture")
+    flags = CaptureFlags(
+        target=_target_id(args), target_type=args.target_type, storage_account=args.storage_account,
+        storage_path=args.storage_path, file_path=args.file_path, local_path=args.local_path,
+        capture_size=args.capture_size, capture_limit=args.capture_limit, time_limit=args.time_limit,
+        filters=args.filters, include=args.include, exclude=args.exclude, continuous_capture=args.continuous_capture,
+        capture_settings=args.capture_settings, look_back_seconds=args.look_back_seconds)
+    _print(args, _checked(_client(args).create(capture, flags.properties())), "capture")
     return 0
 
 

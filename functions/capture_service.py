@@ -71,7 +71,7 @@ class CaptureService:
         account = self.accounts.lookup(storage_id, "properties.storageLocation.storageId")
         container = container_of(parameters.storage_location.storage_path)
         self._ensure_container(account, container)
-        if parameters.continuous_capture is not None:
+        if parameters.continuous:
             return None  # each file gets its own SAS from the control worker as it closes
         retry = timedelta(seconds=account.retry_seconds) if account.retry_seconds else self.upload_retry
         expiry = created + self.start_deadline + timedelta(seconds=parameters.seconds_limit) + retry + SAS_MARGIN
@@ -231,10 +231,10 @@ class CaptureService:
         if record.status is PcStatus.UNKNOWN:
             parts = [self._live(part) for part in self.registry.instances(record.capture)]
             files = {part.capture.key: files_of(self.registry.engine, part.capture, part.run_id) for part in parts} \
-                if record.parameters.continuous_capture is not None else None
+                if record.parameters.continuous else None
             return scale_set_status(record, parts, files)
         status = self._live(record).to_status()
-        if record.parameters.continuous_capture is not None:
+        if record.parameters.continuous:
             status.files = files_of(self.registry.engine, record.capture, record.run_id)
         if record.status is not PcStatus.NOT_STARTED:
             return status

@@ -179,6 +179,12 @@ class PacketCaptureParameters(ArmRequestModel):
         default=None, alias="lookBackSeconds")
 
     @property
+    def continuous(self) -> bool:
+        """The capture's mode, decided here alone: continuousCapture given (true or false) is a
+        ring of files (shared/capture_modes.py), absent is ARM's classic capture, one file."""
+        return self.continuous_capture is not None
+
+    @property
     def seconds_limit(self) -> int:
         """The time limit in force: 0 means the largest ARM allows."""
         return self.time_limit_in_seconds or MAX_TIME_LIMIT_SECONDS

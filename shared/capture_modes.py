@@ -33,13 +33,13 @@ class RingSettings:
     @classmethod
     def of(cls, params: PacketCaptureParameters) -> "RingSettings | None":
         """The ring a continuous capture runs; None for a classic capture."""
-        if params.continuous_capture is None:
+        if not params.continuous:
             return None
         settings = params.capture_settings
         return cls(file_count=(settings.file_count if settings else 0) or DEFAULT_FILE_COUNT,
                    file_bytes=(settings.file_size_in_bytes if settings else 0) or DEFAULT_FILE_BYTES,
                    seconds=(settings.session_time_limit_in_seconds if settings else 0) or DEFAULT_SESSION_SECONDS,
-                   rolling=params.continuous_capture)
+                   rolling=bool(params.continuous_capture))
 
     @staticmethod
     def smallest_file(bytes_per_packet: int) -> int:

@@ -110,7 +110,7 @@ def _supported(params: PacketCaptureParameters, prefix: str) -> None:
     if params.scope is not None and (params.scope.include or params.scope.exclude) \
             and params.target_type is not TargetType.AZURE_VMSS:
         raise InvalidField(f"{prefix}.scope", params.scope.to_arm(), "scope applies to AzureVMSS targets only")
-    if params.capture_settings is not None and params.continuous_capture is None:
+    if params.capture_settings is not None and not params.continuous:
         raise InvalidField(f"{prefix}.captureSettings", params.capture_settings.to_arm(),
                            "applies to continuous capture only: set continuousCapture to true (a rolling ring of "
                            "files) or false (files until fileCount are full)")
@@ -128,7 +128,7 @@ def _location(capture: CaptureId, params: PacketCaptureParameters, capture_root:
     localPath for a continuous one (ARM gives each mode its own), else the spool for upload."""
     location = params.storage_location
     where = f"{prefix}.storageLocation"
-    continuous = params.continuous_capture is not None
+    continuous = params.continuous
     used, path = ("localPath", location.local_path) if continuous else ("filePath", location.file_path)
     refused, other = ("filePath", location.file_path) if continuous else ("localPath", location.local_path)
     checks = Collector()

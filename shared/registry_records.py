@@ -21,7 +21,7 @@ from shared.resource_ids import CaptureId
 
 def plans_a_blob(parameters: PacketCaptureParameters) -> bool:
     """Whether the capture is one file to a storage account, whose blob URL is known from create."""
-    return bool(parameters.storage_location.storage_id) and parameters.continuous_capture is None \
+    return bool(parameters.storage_location.storage_id) and not parameters.continuous \
         and parameters.target_type is not TargetType.AZURE_VMSS
 
 
@@ -78,7 +78,7 @@ class CaptureRecord:
             packet_capture_status=self.status, stop_reason=self.stop_reason,
             packet_capture_error=self.errors, summary=self.summary, error_message=self.error_message,
             stored=bool(self.storage_path) if self.parameters.storage_location.storage_id
-            and self.parameters.continuous_capture is None else None,
+            and not self.parameters.continuous else None,
         )
 
 

@@ -12,7 +12,7 @@ from knack.util import CLIError
 
 from cli.az.connection import Connection, ResourceNotFoundError
 from cli.az.shapes import EXTENSION, flattened, vm_extension
-from cli.packet_capture import CliError, capture_settings_of, read_filters
+from cli.capture_body import CaptureFlags, CliError
 from shared.arm import DEFAULT_TOTAL_BYTES_PER_SESSION, MAX_TIME_LIMIT_SECONDS
 from shared.resource_ids import CaptureId, ScaleSetId, VirtualMachineId
 
@@ -62,29 +62,18 @@ def create_packet_capture(resource_group_name: str, capture_name: str, vm: str |
         raise CLIError("usage error: --vm NAME_OR_ID | --target NAME_OR_ID")
     kind = ScaleSetId if target_type == "AzureVMSS" else VirtualMachineId
     target_id = _id_of(kind, named, sub, resource_group_name, "--target" if target else "--vm")
-    if (include or exclude) and target_type != "AzureVMSS":
-        raise CLIError("usage error: --include/--exclude apply with --target-type AzureVMSS")
-    capture = CaptureId(sub, *_watcher(connection, location or _location_of(connection, target_id)), capture_name)
-    storage = {"storageId": _id_of_account(storage_account, sub, resource_group_name) if storage_account else None,
-               "storagePath": storage_path, "filePath": file_path, "localPath": local_path}
+    flags = CaptureFlags(
+        target=target_id, target_type=target_type,
+        storage_account=_id_of_account(storage_account, sub, resource_group_name) if storage_account else None,
+        storage_path=storage_path, file_path=file_path, local_path=local_path, capture_size=capture_size,
+        capture_limit=capture_limit, time_limit=time_limit, filters=filters, include=include, exclude=exclude,
+        continuous_capture=continuous_capture, capture_settings=capture_settings,
+        look_back_seconds=look_back_seconds)
     try:
-        properties: dict[str, Any] = {
-            "target": target_id, "bytesToCapturePerPacket": capture_size, "totalBytesPerSession": capture_limit,
-            "timeLimitInSeconds": time_limit, "filters": read_filters(filters),
-            "storageLocation": {key: value for key, value in storage.items() if value}}
-        settings = capture_settings_of(capture_settings)
+        properties = flags.properties()
     except CliError as exc:
         raise CLIError(str(exc)) from None
-    if target_type:
-        properties["targetType"] = target_type
-    if include or exclude:
-        properties["scope"] = {"include": include or [], "exclude": exclude or []}
-    if continuous_capture is not None:
-        properties["continuousCapture"] = continuous_capture.lower() == "true"
-    if settings is not None:
-        properties["captureSettings"] = settings
-    if look_back_seconds is not None:
-        properties["lookBackSeconds"] = look_back_seconds
+    capture = CaptureId(sub, *_watcher(connection, location or _location_of(connection, target_id)), capture_name)
     return flattened(connection.answer(connection.client.create, capture, properties))
 
 

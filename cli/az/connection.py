@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from knack.util import CLIError
 
-from cli.arm_client import ArmClient
+from cli.arm_client import ApiError, ArmClient, checked
 
 DEFAULT_API = "http://127.0.0.1:8080"
 
@@ -43,11 +43,7 @@ class Connection:
         except httpx.HTTPError as exc:
             raise CLIError(f"cannot reach the PacketWatch API at {self.client.base_url}: {exc or type(exc).__name__}"
                            f" (set PACKETWATCH_API_URL)") from None
-        if response.status_code >= 400:
-            try:
-                error = response.json()["error"]
-                message = f"({error['code']}) {error['message']}"
-            except (ValueError, KeyError, TypeError):
-                message = f"(HTTP {response.status_code}) {response.text[:300]}"
-            raise (ResourceNotFoundError if response.status_code == 404 else CLIError)(message)
-        return response.json() if response.content else None
+        try:
+            return checked(response)
+        except ApiError as exc:
+            raise (ResourceNotFoundError if exc.status == 404 else CLIError)(f"({exc.code}) {exc.message}") from None

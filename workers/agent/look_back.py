@@ -11,7 +11,7 @@ from shared.filter_values import AddressSet
 from shared.filters import parse_filters
 from shared.messages import CaptureRequest
 from workers.capture.hand_over import hand_over
-from workers.capture.interfaces import PacketSink, PacketSource
+from workers.capture.interfaces import PacketSource, RecordSink
 from workers.capture.live_source import LiveCapture, interface_addresses
 from workers.capture.look_back import LookBackRing, LookBackSettings
 
@@ -30,7 +30,7 @@ def open_ring(settings: LookBackSettings, filters: tuple[PacketCaptureFilter, ..
 
 
 def begin_with_look_back(ring: LookBackRing | None, request: CaptureRequest, source: PacketSource,
-                         program: BpfProgram, sink: PacketSink, opened_at: float) -> LookBackSummary | None:
+                         program: BpfProgram, sink: RecordSink, opened_at: float) -> LookBackSummary | None:
     """Write the look-back packets from `lookBackSeconds` before the capture was asked for
     into `sink`, handed over to the live `source` (opened at `opened_at`) without a gap or
     a double; what it gave, for the capture's summary (None if it asked for none)."""

@@ -60,8 +60,13 @@ class PacketSink(Protocol):
     def progress(self) -> tuple[int, int]:
         """(packets, bytes) written so far; safe to read from another thread (a heartbeat)."""
 
-    def take_records(self, records: bytes) -> bytes:
-        """Write whole pcap records (host order) that came from elsewhere (the look-back
-        ring), as far as the budget allows; returns what did not fit."""
-
     def close(self) -> None: ...
+
+
+class RecordSink(PacketSink, Protocol):
+    """A sink that also takes records captured elsewhere: what a capture that begins with
+    the look-back ring's packets writes to (both the file and the ring of files are)."""
+
+    def take_records(self, records: bytes) -> bytes:
+        """Write whole pcap records (host order) from elsewhere (the look-back ring), as far
+        as the budget allows; returns what did not fit."""
