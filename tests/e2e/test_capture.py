@@ -102,8 +102,9 @@ def test_stop_is_prompt_and_idempotent_and_delete_keeps_the_file(lab):
     _start(lab, capture, lab.vm1, "stop.cap", timeLimitInSeconds=600)
     asked = time.monotonic()
     assert lab.client.stop(capture).status_code == 200
-    status = lab.client.wait_for(capture, "Stopped", timeout=15)
+    lab.client.wait_for(capture, "Stopped", timeout=15)
     assert time.monotonic() - asked < 5
+    status = lab.client.wait_read(capture)  # settled: what its file holds joins the summary just after Stopped
     etag = lab.client.get(capture).json()["etag"]
     assert lab.client.stop(capture).status_code == 200
     assert lab.client.status(capture) == status
