@@ -144,7 +144,7 @@ def sdk(lab, tmp_path_factory):
     cert, key, ca = server_certificate(folder, "server")
     url = lab.stack.start_server("api-tls", free_port(), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key),
                                  verify=ssl.create_default_context(cafile=str(ca)))
-    client = NetworkManagementClient(StaticToken(lab.stack.token), lab.vm1.vm.subscription, base_url=url,
-                                     connection_verify=str(ca), polling_interval=0.2)
-    yield client
+    with NetworkManagementClient(StaticToken(lab.stack.token), lab.vm1.vm.subscription, base_url=url,
+                                 connection_verify=str(ca), polling_interval=0.2) as client:
+        yield client  # closed after: its kept-alive connection would hold the server's graceful stop
     lab.stack.stop("api-tls")
