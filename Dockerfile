@@ -6,6 +6,5 @@ COPY shared shared
 COPY workers workers
 COPY functions functions
 COPY cli cli
-COPY lab lab
 RUN pip install --no-cache-dir . && useradd --system packetwatch && mkdir -p /var/captures /state && chown packetwatch /var/captures /state
 USER packetwatch
