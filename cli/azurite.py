@@ -4,7 +4,7 @@ the same port and data folder; the tests and the demo run it too."""
 
 from __future__ import annotations
 
-import os
+import logging
 import shutil
 import signal
 import socket
@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cli.supervisor import free_port
+from cli.supervisor import Child, free_port
 
+log = logging.getLogger("packetwatch.azurite")
 ACCOUNT = "devstoreaccount1"
 STOP_GRACE_SECONDS = 15.0
 # Azurite's documented, public development key: it opens nothing but the local emulator.
@@ -67,20 +68,16 @@ class Azurite:
             return []
         return ["--cert", str(self.tls[0]), "--key", str(self.tls[1]), "--oauth", "basic"]
 
-    def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+    def stop(self) -> None:
         """Stop it as it keeps what it acknowledged: SIGTERM (it saves its blob index and exits),
-        and a kill only if it has not exited within `grace_seconds`."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(grace_seconds)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.process = None
+        and a kill only past STOP_GRACE_SECONDS."""
+        self._end(signal.SIGTERM)
 
     def kill(self) -> None:
         """End it at once, as a crash would: what it acknowledged since its last save is lost."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        self._end(signal.SIGKILL)
+
+    def _end(self, how: int) -> None:
+        if self.process is not None:
+            Child("azurite", self.process, STOP_GRACE_SECONDS, how).stop(log.info)
         self.process = None

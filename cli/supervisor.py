@@ -39,6 +39,11 @@ class Child:
         os.killpg(self.process.pid, self.stop_signal)
         return True
 
+    def stop(self, say: Callable[[str], None]) -> None:
+        """Stop it alone: its signal, then its grace period, then the kill."""
+        if self.signal_stop():
+            self.wait_stopped(time.monotonic() + self.grace_seconds, say)
+
     def wait_stopped(self, deadline: float, say: Callable[[str], None]) -> None:
         """Wait until it has exited, or kill it (and say so) once `deadline` has passed."""
         try:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-from sqlalchemy.exc import SQLAlchemyError
 
 from cli.supervisor import Child, free_port, stop_in_stages
 from cli.agent_install import default_route_interface
@@ -30,7 +29,8 @@ from cli.azurite import ACCOUNT, STOP_GRACE_SECONDS, Azurite
 from shared.access import Role, create_token, load_access_config
 from shared.broker import agent_queue_name, has_consumer
 from shared.config import CONTROL_SIDE_ONLY
-from shared.registry import Registry, make_engine
+from shared.registry import Registry
+from shared.registry_migrations import RegistryBehind
 from shared.resource_ids import VirtualMachineId
 from shared.storage_accounts import load_storage_accounts
 from shared.stored_blobs import audit_stored_blobs
@@ -76,7 +76,6 @@ class Up:
     children: dict[str, Child] = field(default_factory=dict)
     probe_ports: dict[str, int] = field(default_factory=dict)  # worker -> the port its probes were given
     tour: Tour | None = None  # the lab VMs of --lab, with their traffic
-    azurite: Azurite | None = None
 
     @property
     def api_url(self) -> str:
@@ -125,9 +124,9 @@ class Up:
         for folder in ("logs", "captures"):
             self.path(folder).mkdir(parents=True, exist_ok=True, mode=0o750)
         token = self.first_token()
-        self.azurite = Azurite(self.state_dir, log=self.path("logs") / "azurite.log")
-        self.children["azurite"] = Child("azurite", self.azurite.start(), STOP_GRACE_SECONDS)
-        env = self.env(self.azurite)
+        azurite = Azurite(self.state_dir, log=self.path("logs") / "azurite.log")
+        self.children["azurite"] = Child("azurite", azurite.start(), STOP_GRACE_SECONDS)
+        env = self.env(azurite)
         self.audit_storage()
         self.spawn("api", GRACE_SECONDS["api"], env, "serve", "--host", self.host, "--port", str(self.port))
         self.spawn_worker("control", "control", env, "control", "run", port=PROBE_PORTS["control"])
@@ -153,14 +152,15 @@ class Up:
         saved its index): their captures are made to say so before anyone asks for them."""
         if not self.path("registry.db").exists():
             return
-        engine = make_engine(self.database_url)
         try:
-            lost = audit_stored_blobs(engine, load_storage_accounts(str(self.path("storage.json"))))
-        except SQLAlchemyError as exc:  # a registry an upgrade has not reached yet: the API will say so
-            self.say(f"storage: stored blobs not checked ({type(exc).__name__})")
+            registry = Registry.from_url(self.database_url)
+        except RegistryBehind as exc:  # the API will refuse it too, saying the same
+            self.say(f"storage: stored blobs not checked: {exc}")
             return
+        try:
+            lost = audit_stored_blobs(registry, load_storage_accounts(str(self.path("storage.json"))))
         finally:
-            engine.dispose()
+            registry.engine.dispose()
         for blob in lost:
             self.say(f"storage: Azurite no longer has {blob.blob_url} (it was stopped without saving); "
                      f"{blob.capture_id} now says so")
@@ -217,13 +217,11 @@ class Up:
         and storage last: each saves its state on SIGTERM, and is killed only past its grace."""
         if self.tour is not None:
             self.tour.traffic.stop()
+        def named(*names: str) -> list[Child]:
+            return [child for name, child in self.children.items() if name in names]
+
         agents = [child for name, child in self.children.items() if name.startswith("agent")]
-        stages = [[self.children[name]] for name in ("api",) if name in self.children]
-        stages += [agents, [self.children[name] for name in ("control", "notify") if name in self.children]]
-        stages += [[self.children[name]] for name in ("azurite",) if name in self.children]
-        stop_in_stages(stages, self.say)
-        if self.azurite is not None:
-            self.azurite.process = None
+        stop_in_stages([named("api"), agents, named("control", "notify"), named("azurite")], self.say)
         if self.tour is not None:
             self.tour.remove()
 

@@ -4,6 +4,7 @@ uvicorn, the control worker and one agent per lab VM, against the real broker.""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import signal
@@ -18,12 +19,13 @@ from collections.abc import Iterator, Mapping
 
 import httpx
 
-from cli.supervisor import free_port
+from cli.supervisor import Child, free_port
 from lab.vms import LabVm
 from shared.access import hash_token, new_token
 from shared.broker import agent_queue_name, has_consumer
 from shared.config import CONTROL_SIDE_ONLY
 
+log = logging.getLogger("packetwatch.lab")
 START_TIMEOUT = 60.0
 # The lab's storage account (Azurite's), as captures name it.
 STORAGE_ID = "/subscriptions/00000000-0000-0000-0000-00000000lab0/resourceGroups/lab-rg/providers/" \
@@ -132,14 +134,8 @@ class Stack:
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
         process = self.processes.pop(name, None)
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        if process is not None:
+            Child(name, process, timeout, sig).stop(log.info)
 
     def stop_all(self) -> None:
         for name in [n for n in self.processes if n.startswith("agent-")] + ["api", "control", "notify"]:

@@ -232,12 +232,19 @@ class Registry:
                                            result.storage_path) if stored is not None else None
                 values: dict[str, object] = dict(storage_path=result.storage_path, listed=listed, etag=new_etag())
             else:
-                values = dict(status=PcStatus.ERROR.value, errors=json.dumps([PcError.STORAGE_FAILED.value]),
-                              error_message=f"{result.error_message}; the file is kept at {result.local_path}",
-                              etag=new_etag())
+                values = _storage_failed(f"{result.error_message}; the file is kept at {result.local_path}")
             updated = conn.execute(update(captures).where(
                 captures.c.key == key, captures.c.run_id == result.run_id, captures.c.status == PcStatus.STOPPED.value,
                 captures.c.storage_path.is_(None)).values(**values))
+        return updated.rowcount == 1
+
+    def stored_blob_lost(self, capture_key: str, run_id: str, stored_at: str, message: str) -> bool:
+        """The storage service no longer has the blob this run was stored at: the capture is
+        Error/StorageFailed with `message`, and no longer says it is stored."""
+        with self.engine.begin() as conn:
+            updated = conn.execute(update(captures).where(
+                captures.c.key == capture_key, captures.c.run_id == run_id, captures.c.storage_path == stored_at,
+            ).values(storage_path=None, **_storage_failed(message)))
         return updated.rowcount == 1
 
     def apply_statistics(self, report: CaptureStatistics) -> bool:
@@ -357,3 +364,9 @@ class Registry:
             conn.execute(delete(alert_captures).where(alert_captures.c.vm_key == vm_key,
                                                       alert_captures.c.rule_key == rule_key,
                                                       alert_captures.c.capture_id == capture.arm_id))
+
+
+def _storage_failed(message: str) -> dict[str, object]:
+    """A capture's row once its file could not be (or is no longer) stored."""
+    return dict(status=PcStatus.ERROR.value, errors=json.dumps([PcError.STORAGE_FAILED.value]),
+                error_message=message, etag=new_etag())

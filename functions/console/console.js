@@ -272,7 +272,8 @@ $("name").addEventListener("input", () => { $("name").dataset.typed = "yes"; });
 async function connect(saved = null) {
   for (const key of CONNECTION) state[key] = saved ? saved[key] : typed(key);
   if (!state.watcher) state.watcher = EVERY_WATCHER;
-  if (!state.subscription) {
+  const offered = !state.subscription;  // then the subscriptions are fetched here, once
+  if (offered) {
     try { await offerScope(); } catch (error) { say(error.message, true); return; }
     if (!state.subscription) { say("This token covers no subscription the API knows yet: type one.", true); return; }
   }
@@ -281,7 +282,7 @@ async function connect(saved = null) {
     const target = await loadAgents();
     await fillWatchers();
     await fillStorageAccounts();
-    await fillSubscriptions();
+    if (!offered) await fillSubscriptions();
     defaultName(target);
     say("Connected");
     clearInterval(state.timer);

@@ -40,7 +40,7 @@ Sink = PcapFileSink | RingSink
 class CaptureRun:
     def __init__(self, config: AgentConfig, request: CaptureRequest, stop: StopSignal, reports: Reports,
                  journal: Journal, look_back: LookBackRing | None, file_news: ThreadPoolExecutor,
-                 on_sink: Callable[[Sink], None]) -> None:
+                 on_sink: Callable[[Sink], None], own_queue: str) -> None:
         self.config = config
         self.request = request
         self.stop = stop
@@ -50,11 +50,10 @@ class CaptureRun:
         self.file_news = file_news  # where a ring's closed files are announced (never the capture thread)
         self.on_sink = on_sink  # the sink, once open: the heartbeat reports its progress
         self.ring = RingSettings.of(request.parameters)  # the capture's mode, decided once
-        self.queue = ""  # this agent's own queue, for the upload request
+        self.own_queue = own_queue  # where the upload request goes (an upload survives a restart)
 
-    def run(self, own_queue: str) -> None:
+    def run(self) -> None:
         """Capture until the session ends; raises what kept it from starting or writing."""
-        self.queue = own_queue
         request, params = self.request, self.request.parameters
         specs = parse_filters(params.filters, "properties.filters")
         vm_addresses = AddressSet.of(interface_addresses(self.config.interface, self.config.netns))
@@ -111,7 +110,7 @@ class CaptureRun:
             self.reports.send_until_sent(UploadRequest(
                 capture_id=request.capture_id, run_id=request.run_id, upload=request.upload,
                 local_path=str(outcome.path), keep_local=bool(request.parameters.storage_location.file_path)),
-                self.queue)
+                self.own_queue)
         reason = outcome.stop_reason.value if outcome.stop_reason else None
         self.reports.status(event(request, PcStatus.STOPPED, capture_start_time=outcome.started,
                                   stop_reason=reason, summary=summary))

@@ -155,9 +155,9 @@ class Agent:
     def _run(self, request: CaptureRequest, signal: StopSignal) -> None:
         key = request.run_id
         run = CaptureRun(self.config, request, signal, self.reports, self.journal, self.look_back, self.file_news,
-                         on_sink=lambda sink: self._hold_sink(key, sink))
+                         on_sink=lambda sink: self._hold_sink(key, sink), own_queue=self.queue)
         try:
-            run.run(self.queue)
+            run.run()
         except Exception as exc:
             code, message = failure_of(exc)
             if code is PcError.INTERNAL_ERROR:
