@@ -27,6 +27,7 @@ from kombu import Connection
 from cli.arm_client import ArmClient
 from lab.stack import Stack, temporary_vhost
 from lab.vms import create_vms, remove_vms
+from shared.arm import PcStatus
 from shared.broker import agent_queue_name, durable_queue
 from shared.registry import Registry
 from shared.resource_ids import CaptureId, VirtualMachineId
@@ -54,7 +55,7 @@ def alert_to_running(stack: Stack, vm_id: str, count: int) -> tuple[list[float],
             answer = http.post(f"{stack.api_url}/api/alerts?code={KEY}", json=_alert(vm_id, f"lat{index}"))
             webhook.append(time.perf_counter() - started)
             capture = CaptureId.parse(answer.json()["started"][0]["id"])
-            while client.status(capture)["packetCaptureStatus"] != "Running":
+            while client.query_status(capture).packet_capture_status is not PcStatus.RUNNING:
                 if time.perf_counter() - started > 30:
                     raise TimeoutError(f"{capture.name} not Running after 30 s")
                 time.sleep(0.002)

@@ -15,11 +15,13 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cli.arm_client import ArmClient
 from lab.sim_agents import SimulatedAgents
 from lab.stack import Stack, temporary_vhost
+from shared.arm import PacketCaptureParameters, PacketCaptureStorageLocation, PcStatus, TargetType
 from shared.registry import Registry
 from shared.resource_ids import CaptureId, ScaleSetId
 
@@ -35,23 +37,19 @@ def _until(check, what: str, timeout: float = 60.0) -> float:  # type: ignore[no
 
 def one_run(client: ArmClient, scale_set: ScaleSetId, instances: int, index: int) -> dict[str, float]:
     capture = CaptureId(scale_set.subscription, scale_set.resource_group, "bench-watcher", f"fanout-{index}")
-    body = {"target": scale_set.arm_id, "targetType": "AzureVMSS", "timeLimitInSeconds": 600,
-            "storageLocation": {"filePath": f"/var/captures/{capture.name}.cap"}}
+    parameters = PacketCaptureParameters(
+        target=scale_set.arm_id, target_type=TargetType.AZURE_VMSS, time_limit_in_seconds=600,
+        storage_location=PacketCaptureStorageLocation(file_path=f"/var/captures/{capture.name}.cap"))
     began = time.perf_counter()
-    answer = client.create(capture, body)
+    client.create(capture, parameters)
     created = time.perf_counter() - began
-    if answer.status_code != 201:
-        raise RuntimeError(answer.text)
 
-    def all_are(status: str):  # type: ignore[no-untyped-def]
-        return lambda: [i["status"] for i in client.status(capture).get("packetWatchInstances", [])] \
-            == [status] * instances
+    def all_are(status: PcStatus) -> Callable[[], bool]:
+        return lambda: [i.status for i in client.query_status(capture).instances or []] == [status] * instances
 
-    running = created + _until(all_are("Running"), "all Running")
-    stop = client.stop(capture)
-    if stop.status_code != 200:
-        raise RuntimeError(stop.text)
-    stopped = _until(all_are("Stopped"), "all Stopped")
+    running = created + _until(all_are(PcStatus.RUNNING), "all Running")
+    client.stop(capture)
+    stopped = _until(all_are(PcStatus.STOPPED), "all Stopped")
     client.delete(capture)
     return {"created": created, "running": running, "stopped": stopped}
 

@@ -1,7 +1,14 @@
-"""A client of PacketWatch's ARM routes: the CLI, the demo and the tests use it."""
+"""PacketWatch's ARM routes as a client, in two layers:
+
+- `ArmRoutes`: each route once, its answer as it came (the tests of the API's answers read
+  their status codes and bodies through it), and the waits on a capture's status.
+- `ArmClient`: the typed client the CLI, the demo and the benches use. It takes the shared
+  request model, returns parsed models (shared/arm.py, shared/api_views.py) and raises one
+  error type, ApiError, for any refusal: the API's, or a body the API would refuse."""
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,6 +16,12 @@ from typing import Any
 
 import httpx
 
+from shared.api_views import AgentList, AgentView, FileLocation, NetworkWatcher, NetworkWatcherList
+from shared.arm import (
+    PacketCaptureListResult, PacketCaptureParameters, PacketCaptureQueryStatusResult, PacketCaptureResult,
+)
+from shared.capture_spec import parse_body
+from shared.errors import PacketWatchError
 from shared.resource_ids import CaptureId
 
 API_VERSION = "2026-01-01"
@@ -21,6 +34,11 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         self.status, self.code, self.message = status, code, message
         super().__init__(f"{code}: {message}")
+
+    @classmethod
+    def refusing(cls, error: PacketWatchError) -> "ApiError":
+        """The refusal the API answers `error` with (its status, ARM code and message)."""
+        return cls(error.status, error.code, error.message)
 
     @classmethod
     def of(cls, response: httpx.Response) -> "ApiError":
@@ -39,7 +57,9 @@ def checked(response: httpx.Response) -> Any:
 
 
 @dataclass
-class ArmClient:
+class ArmRoutes:
+    """Each route once, its answer as it came; the waits read a capture's status."""
+
     base_url: str
     token: str
     api_version: str = API_VERSION
@@ -67,9 +87,7 @@ class ArmClient:
         return self._call("POST", capture.arm_id + "/queryStatus")
 
     def status(self, capture: CaptureId) -> dict:
-        response = self.query_status(capture)
-        response.raise_for_status()
-        return response.json()
+        return checked(self.query_status(capture))
 
     def delete(self, capture: CaptureId) -> httpx.Response:
         return self._call("DELETE", capture.arm_id)
@@ -111,4 +129,65 @@ class ArmClient:
     def wait_stored(self, capture: CaptureId, timeout: float = 60.0) -> str:
         """The blob URL of a capture to a storage account, once its file is there."""
         self._poll(capture, lambda status: status.get("packetWatchStored"), timeout, 0.2, "was not stored")
-        return self.get(capture).json()["properties"]["storageLocation"]["storagePath"]
+        return checked(self.get(capture))["properties"]["storageLocation"]["storagePath"]
+
+
+def capture_parameters(properties: dict[str, Any]) -> PacketCaptureParameters:
+    """The request model of a PUT's properties as the CLI shapes them; ApiError naming every
+    field the API would refuse for its shape (the API judges the values)."""
+    try:
+        return parse_body({"properties": properties}).properties
+    except PacketWatchError as exc:
+        raise ApiError.refusing(exc) from None
+
+
+class ArmClient:
+    """The typed client of PacketWatch's ARM routes."""
+
+    def __init__(self, base_url: str, token: str, api_version: str = API_VERSION) -> None:
+        self.routes = ArmRoutes(base_url, token, api_version)
+
+    @property
+    def base_url(self) -> str:
+        return self.routes.base_url
+
+    def create(self, capture: CaptureId, parameters: PacketCaptureParameters) -> PacketCaptureResult:
+        return PacketCaptureResult.model_validate(checked(self.routes.create(capture, parameters.to_arm())))
+
+    def get(self, capture: CaptureId) -> PacketCaptureResult:
+        return PacketCaptureResult.model_validate(checked(self.routes.get(capture)))
+
+    def list(self, watcher_of: CaptureId) -> builtins.list[PacketCaptureResult]:
+        """Every capture of the watcher `watcher_of` is in."""
+        return PacketCaptureListResult.model_validate(checked(self.routes.list(watcher_of))).value
+
+    def stop(self, capture: CaptureId) -> None:
+        checked(self.routes.stop(capture))
+
+    def delete(self, capture: CaptureId) -> None:
+        checked(self.routes.delete(capture))
+
+    def query_status(self, capture: CaptureId) -> PacketCaptureQueryStatusResult:
+        return PacketCaptureQueryStatusResult.model_validate(checked(self.routes.query_status(capture)))
+
+    def download_url(self, capture: CaptureId) -> FileLocation:
+        return FileLocation.model_validate(checked(self.routes.download_url(capture)))
+
+    def agents(self) -> builtins.list[AgentView]:
+        return AgentList.model_validate(checked(self.routes.agents())).value
+
+    def watchers(self, subscription: str) -> builtins.list[NetworkWatcher]:
+        return NetworkWatcherList.model_validate(checked(self.routes.watchers(subscription))).value
+
+    def watcher(self, arm_id: str) -> NetworkWatcher:
+        return NetworkWatcher.model_validate(checked(self.routes.resource(arm_id)))
+
+    def wait_for(self, capture: CaptureId, *statuses: str, timeout: float = 30.0) -> PacketCaptureQueryStatusResult:
+        return PacketCaptureQueryStatusResult.model_validate(self.routes.wait_for(capture, *statuses,
+                                                                                  timeout=timeout))
+
+    def wait_read(self, capture: CaptureId, timeout: float = 30.0) -> PacketCaptureQueryStatusResult:
+        return PacketCaptureQueryStatusResult.model_validate(self.routes.wait_read(capture, timeout))
+
+    def wait_stored(self, capture: CaptureId, timeout: float = 60.0) -> str:
+        return self.routes.wait_stored(capture, timeout)

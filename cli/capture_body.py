@@ -1,7 +1,7 @@
-"""The properties of a capture's PUT, as both command trees (az's, cli/az/, and the short
-forms, cli/packet_capture.py) build them from az's flags: one place, so the two cannot
-drift. The API checks every value (one validation path); this only shapes the body and
-reads what a flag points at (a filters file, az's capture-settings shorthand)."""
+"""A capture's PUT parameters from az's flags (both forms of the packet-capture commands,
+cli/az/): the request model the typed client takes. The API checks every value (one
+validation path); this shapes the body, reads what a flag points at (a filters file, az's
+capture-settings shorthand) and refuses, as the API would, a body of the wrong shape."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.arm import DEFAULT_TOTAL_BYTES_PER_SESSION, MAX_TIME_LIMIT_SECONDS
+from cli.arm_client import capture_parameters
+from shared.arm import DEFAULT_TOTAL_BYTES_PER_SESSION, MAX_TIME_LIMIT_SECONDS, PacketCaptureParameters
 
 CAPTURE_SETTINGS = {"file-count": "fileCount", "file-size-in-bytes": "fileSizeInBytes",
                     "session-time-limit-in-seconds": "sessionTimeLimitInSeconds"}
@@ -71,6 +72,10 @@ class CaptureFlags:
     continuous_capture: str | None = None  # "true" | "false", as az takes it
     capture_settings: list[str] | None = None
     look_back_seconds: int | None = None
+
+    def parameters(self) -> PacketCaptureParameters:
+        """The request model; ApiError naming every field of the wrong shape, as the API's."""
+        return capture_parameters(self.properties())
 
     def properties(self) -> dict[str, Any]:
         if (self.include or self.exclude) and self.target_type != "AzureVMSS":

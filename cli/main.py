@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 
-from cli import packet_capture
 from cli.look_back_options import add_look_back_options
 from cli.capture_body import CliError
 from shared.access import Role
@@ -21,7 +20,8 @@ from shared.resource_ids import VirtualMachineId
 
 
 AGENT_METRICS_PORT, CONTROL_METRICS_PORT, NOTIFY_METRICS_PORT = 9810, 9811, 9812
-AZ_TREE = ("network", "vm")
+# The packet-capture commands' one command table (cli/az, on knack): az's and the short forms.
+CAPTURE_COMMANDS = (("network",), ("vm",), ("packet-capture",), ("agent", "show"))
 
 
 SHUTDOWN_GRACE_SECONDS = 10
@@ -195,7 +195,11 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="packetwatch", description="Alert-triggered packet capture for Linux VMs.")
+    parser = argparse.ArgumentParser(
+        prog="packetwatch", description="Alert-triggered packet capture for Linux VMs.",
+        epilog="packet captures: packetwatch network watcher packet-capture --help (az's commands), packetwatch "
+               "packet-capture --help (the short forms), packetwatch agent show --help, packetwatch vm extension "
+               "show --help")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="serve the API (ARM packet-capture routes) with uvicorn")
@@ -256,9 +260,6 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--unit-dir", default="/etc/systemd/system", help="where the unit goes")
     install.set_defaults(handler=_agent_install)
     removed.set_defaults(handler=_agent_uninstall)
-    packet_capture.register_agent_show(agent)
-
-    packet_capture.register(commands)
 
     db = commands.add_parser("db", help="the registry database").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="bring the registry's schema to this release's (PACKETWATCH_DATABASE_URL); "
@@ -298,12 +299,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _download_file_flag(argv: list[str]) -> list[str]:
+    """`packet-capture download -o FILE`, as the short form has always taken it: knack's -o is
+    the output format, so the file goes in as --file."""
+    if argv[:2] != ["packet-capture", "download"]:
+        return argv
+    return [("--file" if word in ("-o", "--output") else word) for word in argv]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in AZ_TREE:  # az's command tree, on knack (cli/az)
+    if any(tuple(argv[:len(words)]) == words for words in CAPTURE_COMMANDS):
         from cli.az.loader import run_az
 
-        return run_az(argv)
+        return run_az(_download_file_flag(argv))
     args = build_parser().parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)

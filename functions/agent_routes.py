@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from functions.access import requirement
 from shared.access import AccessConfig, Role, TokenGrant
+from shared.api_views import AgentView
 from shared.arm import format_arm_time
 from shared.messages import SILENT_HEARTBEATS
 from shared.registry import Registry
@@ -29,13 +30,13 @@ def build_agent_router(registry: Registry, access: AccessConfig, heartbeat_secon
             vm = VirtualMachineId.parse(agent.vm_id)
             if not grant.covers(vm.subscription):
                 continue
-            entry = {"vm": agent.vm_id, "version": agent.version, "hostname": agent.hostname,
-                     "interface": agent.interface, "location": agent.location,
-                     "lastSeen": format_arm_time(agent.last_seen), "runningCaptures": len(agent.running),
-                     "status": "online" if now - agent.last_seen <= silent_after else "offline"}
-            if vm.scale_set is not None:  # an instance: which scale set, which instance
-                entry |= {"scaleSet": vm.scale_set_id.arm_id, "instanceId": vm.name}
-            listed.append(entry)
+            instance = {"scale_set": vm.scale_set_id.arm_id, "instance_id": vm.name} if vm.scale_set is not None \
+                else {}  # an instance: which scale set, which instance
+            listed.append(AgentView(
+                vm=agent.vm_id, version=agent.version, hostname=agent.hostname, interface=agent.interface,
+                location=agent.location, last_seen=format_arm_time(agent.last_seen),
+                running_captures=len(agent.running),
+                status="online" if now - agent.last_seen <= silent_after else "offline", **instance).to_arm())
         return JSONResponse({"value": listed})
 
     return router

@@ -13,6 +13,7 @@ from shared.errors import CaptureFileNotReady, UploadPending
 from functions.arm_routes import ONE
 from functions.deps import CapturePath, api_version
 from shared.access import AccessConfig, Role
+from shared.api_views import FileLocation
 from shared.arm import PcStatus, format_arm_time
 from shared.registry import CaptureRecord, Registry
 from shared.storage_accounts import StorageAccounts
@@ -33,12 +34,12 @@ def _sas_url(accounts: StorageAccounts, storage_id: str, container: str, stored_
 def build_download_router(registry: Registry, accounts: StorageAccounts, access: AccessConfig) -> APIRouter:
     router = APIRouter()
 
-    def where(record: CaptureRecord) -> dict:
+    def where(record: CaptureRecord) -> FileLocation:
         location = record.parameters.storage_location
         if record.storage_path and location.storage_id:
             url, expires = _sas_url(accounts, location.storage_id, container_of(location.storage_path),
                                     record.storage_path)
-            return {"url": url, "expiresOn": format_arm_time(expires), "blob": record.storage_path}
+            return FileLocation(url=url, expires_on=format_arm_time(expires), blob=record.storage_path)
         if location.storage_id and record.status is PcStatus.STOPPED and not record.storage_path:
             raise UploadPending(f"{record.capture.name} is being uploaded to storage; try again "
                                 "shortly", "packetCaptureName")
@@ -47,15 +48,15 @@ def build_download_router(registry: Registry, accounts: StorageAccounts, access:
         if on_vm is None or record.status.value in ("NotStarted", "Running"):
             raise CaptureFileNotReady(f"{record.capture.name} has no file to download yet "
                                       f"(status {record.status.value})", "packetCaptureName")
-        return {"target": record.parameters.target, "filePath": on_vm,
-                "message": f"the file is kept on the VM at {on_vm}"}
+        return FileLocation(target=record.parameters.target, file_path=on_vm,
+                            message=f"the file is kept on the VM at {on_vm}")
 
-    def instance_where(part: CaptureRecord) -> dict:
+    def instance_where(part: CaptureRecord) -> FileLocation:
         try:
             found = where(part)
         except (UploadPending, CaptureFileNotReady) as exc:
-            found = {"target": part.parameters.target, "message": exc.message}
-        return {"instanceId": part.capture.instance, **found}
+            found = FileLocation(target=part.parameters.target, message=exc.message)
+        return found.model_copy(update={"instance_id": part.capture.instance})
 
     @router.get(ONE + "/downloadUrl", dependencies=[Depends(requirement(access, Role.READER)), Depends(api_version)])
     def download_url(capture: CapturePath) -> JSONResponse:
@@ -63,7 +64,8 @@ def build_download_router(registry: Registry, accounts: StorageAccounts, access:
         one per instance."""
         record = registry.get(capture)
         if record.status is PcStatus.UNKNOWN:
-            return JSONResponse({"instances": [instance_where(part) for part in registry.instances(capture)]})
-        return JSONResponse(where(record))
+            return JSONResponse(FileLocation(instances=[instance_where(part) for part in registry.instances(capture)])
+                                .to_arm())
+        return JSONResponse(where(record).to_arm())
 
     return router

@@ -23,6 +23,9 @@ from cli.azurite import ACCOUNT, Azurite
 from lab.stack import STORAGE_ID, Stack, temporary_vhost
 from lab.traffic import inbound, outbound, send
 from lab.vms import LabVm, create_vms, remove_vms
+from shared.arm import (
+    CaptureSummary, PacketCaptureFilter, PacketCaptureParameters, PacketCaptureStorageLocation, PcProtocol, PcStatus,
+)
 from shared.resource_ids import CaptureId
 
 
@@ -45,27 +48,29 @@ def _traffic(vm: LabVm) -> list:
 
 def _manual_capture(client: ArmClient, vm1: LabVm, vm2: LabVm, seconds: int) -> bool:
     capture = CaptureId(vm1.vm.subscription, vm1.vm.resource_group, "demo-watcher", f"demo-{secrets.token_hex(2)}")
-    filters = [{"protocol": "TCP", "localPort": "8080"}, {"protocol": "UDP", "remotePort": "5353-5360"}]
-    client.create(capture, {"target": vm1.vm.arm_id, "timeLimitInSeconds": seconds, "filters": filters,
-                            "storageLocation": {"storageId": STORAGE_ID,
-                                                "filePath": f"/var/captures/{capture.name}.cap"}}).raise_for_status()
-    print(f"1. PUT {capture.name} on {vm1.vm.name}: filters {filters}, {seconds}s, storage account {ACCOUNT}")
+    filters = [PacketCaptureFilter(protocol=PcProtocol.TCP, local_port="8080"),
+               PacketCaptureFilter(protocol=PcProtocol.UDP, remote_port="5353-5360")]
+    client.create(capture, PacketCaptureParameters(
+        target=vm1.vm.arm_id, time_limit_in_seconds=seconds, filters=filters,
+        storage_location=PacketCaptureStorageLocation(storage_id=STORAGE_ID,
+                                                      file_path=f"/var/captures/{capture.name}.cap")))
+    print(f"1. PUT {capture.name} on {vm1.vm.name}: filters {[f.to_arm() for f in filters]}, {seconds}s, "
+          f"storage account {ACCOUNT}")
     client.wait_for(capture, "Running")
     for vm in (vm1, vm2):
         send(vm, _traffic(vm), repeat=5)
     print("   sent 30 packets to/from each VM; 20 of vm1's match the filters")
     status = client.wait_for(capture, "Stopped", "Error", timeout=seconds + 30)
-    summary = status.get("packetWatchSummary", {})
-    print(f"   {status['packetCaptureStatus']} ({status.get('stopReason')}): {summary.get('packets')} packets, "
-          f"{summary.get('bytes')} bytes, {summary.get('kernelDrops')} kernel drops, protocols "
-          f"{summary.get('protocols')}")
+    summary = status.summary or CaptureSummary()
+    print(f"   {status.packet_capture_status} ({status.stop_reason}): {summary.packets} packets, "
+          f"{summary.bytes} bytes, {summary.kernel_drops} kernel drops, protocols {summary.protocols}")
     try:
         storage_path: str | None = client.wait_stored(capture)
     except TimeoutError:
         storage_path = None
     print(f"   uploaded and verified: {storage_path}")
-    kept = _print_file(Path(summary["filePaths"][0]))
-    return status["packetCaptureStatus"] == "Stopped" and kept == 20 and storage_path is not None
+    kept = _print_file(Path(summary.file_paths[0]))
+    return status.packet_capture_status is PcStatus.STOPPED and kept == 20 and storage_path is not None
 
 
 def _alert_capture(stack: Stack, client: ArmClient, key: str, vm2: LabVm) -> bool:
@@ -82,9 +87,9 @@ def _alert_capture(stack: Stack, client: ArmClient, key: str, vm2: LabVm) -> boo
     client.wait_for(capture, "Running")
     send(vm2, _traffic(vm2), repeat=2)
     client.stop(capture)
-    status = client.wait_for(capture, "Stopped", timeout=30)
-    print(f"   stopped: {status['packetWatchSummary']['packets']} packets of {vm2.vm.name}'s traffic")
-    return _print_file(Path(status["packetWatchSummary"]["filePaths"][0])) == 12
+    summary = client.wait_for(capture, "Stopped", timeout=30).summary or CaptureSummary()
+    print(f"   stopped: {summary.packets} packets of {vm2.vm.name}'s traffic")
+    return _print_file(Path(summary.file_paths[0])) == 12
 
 
 def run_demo(seconds: int = 6) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 
+from shared.api_views import NetworkWatcher
 from shared.registry_schema import agents, captures
 
 REGIONAL_GROUP = "NetworkWatcherRG"
@@ -36,9 +37,7 @@ class Watcher:
                 f"/providers/Microsoft.Network/networkWatchers/{self.name}")
 
     def to_arm(self) -> dict:
-        return {"id": self.arm_id, "name": self.name, "type": "Microsoft.Network/networkWatchers",
-                "location": self.location, "etag": 'W/"00000000-0000-0000-0000-000000000000"', "tags": {},
-                "properties": {"provisioningState": "Succeeded"}}
+        return NetworkWatcher(id=self.arm_id, name=self.name, location=self.location).to_arm()
 
 
 def _watcher_of(capture_arm_id: str) -> tuple[str, str]:

@@ -1,24 +1,29 @@
-"""The API connection of the az-shaped commands, and their errors as az reports them:
-`ERROR: (Code) message`, exit 3 for a resource that is not there, 1 for any other error,
-and the URL named when the API cannot be reached."""
+"""The API connection of the commands: the typed client (cli/arm_client.py) and the
+subscription, from flags or the environment (PACKETWATCH_API_URL, PACKETWATCH_TOKEN,
+PACKETWATCH_SUBSCRIPTION)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import os
 from dataclasses import dataclass
-from typing import Any
 
-import httpx
-from knack.util import CLIError
-
-from cli.arm_client import ApiError, ArmClient, checked
+from cli.arm_client import ArmClient
+from cli.capture_body import CliError
 
 DEFAULT_API = "http://127.0.0.1:8080"
 
 
-class ResourceNotFoundError(CLIError):
-    """Exit code 3, as az's."""
+class MissingSetting(CliError):
+    """A setting given neither as a flag nor in the environment."""
+
+    def __init__(self, what: str, flag: str, env: str, hint: str = "") -> None:
+        self.what, self.flag, self.env, self.hint = what, flag, env, hint
+        super().__init__(f"{flag} is required (or set {env})")
+
+    @property
+    def as_az_says(self) -> str:
+        return f"no {self.what}: " + (f"set {self.env} ({self.hint})" if self.hint else
+                                      f"give {self.flag} or set {self.env}")
 
 
 @dataclass(frozen=True)
@@ -27,23 +32,12 @@ class Connection:
     subscription: str
 
     @classmethod
-    def from_environment(cls, subscription: str | None) -> "Connection":
-        token = os.environ.get("PACKETWATCH_TOKEN")
+    def open(cls, subscription: str | None = None, api: str | None = None, token: str | None = None,
+             needs_subscription: bool = True) -> "Connection":
+        token = token or os.environ.get("PACKETWATCH_TOKEN")
         if not token:
-            raise CLIError("no API token: set PACKETWATCH_TOKEN (packetwatch token create makes one)")
-        subscription = subscription or os.environ.get("PACKETWATCH_SUBSCRIPTION")
-        if not subscription:
-            raise CLIError("no subscription: give --subscription or set PACKETWATCH_SUBSCRIPTION")
-        return cls(ArmClient(os.environ.get("PACKETWATCH_API_URL", DEFAULT_API), token), subscription)
-
-    def answer(self, response_of: Callable[..., httpx.Response], *args: Any) -> Any:
-        """The JSON of a call's answer; az's errors for a failed one."""
-        try:
-            response: httpx.Response = response_of(*args)
-        except httpx.HTTPError as exc:
-            raise CLIError(f"cannot reach the PacketWatch API at {self.client.base_url}: {exc or type(exc).__name__}"
-                           f" (set PACKETWATCH_API_URL)") from None
-        try:
-            return checked(response)
-        except ApiError as exc:
-            raise (ResourceNotFoundError if exc.status == 404 else CLIError)(f"({exc.code}) {exc.message}") from None
+            raise MissingSetting("API token", "--token", "PACKETWATCH_TOKEN", "packetwatch token create makes one")
+        subscription = subscription or os.environ.get("PACKETWATCH_SUBSCRIPTION") or ""
+        if needs_subscription and not subscription:
+            raise MissingSetting("subscription", "--subscription", "PACKETWATCH_SUBSCRIPTION")
+        return cls(ArmClient(api or os.environ.get("PACKETWATCH_API_URL", DEFAULT_API), token), subscription)

@@ -123,6 +123,52 @@ examples:
 """
 
 
+HELP["packet-capture"] = """
+type: group
+short-summary: The short forms of az network watcher packet-capture, the watcher named with -g and --watcher.
+long-summary: Each prints objects as the API answers them; -o table has PacketWatch's columns.
+"""
+
+SHORT_FORMS = {
+    "create": ("Create and start a packet capture session on a VM (a name in -g) or a scale set.",
+               "packetwatch packet-capture create -g myResourceGroup --vm myVM -n pc1 --file-path "
+               "/var/captures/pc1.cap --time-limit 60"),
+    "show": ("Show details of a packet capture session.", "packetwatch packet-capture show -g myResourceGroup -n pc1"),
+    "show-status": ("Show the status of a packet capture session.",
+                    "packetwatch packet-capture show-status -g myResourceGroup -n pc1 -o table"),
+    "list": ("List the packet capture sessions of a network watcher.",
+             "packetwatch packet-capture list -g myResourceGroup --watcher PacketWatch -o table"),
+    "stop": ("Stop a running packet capture session.", "packetwatch packet-capture stop -g myResourceGroup -n pc1"),
+    "delete": ("Delete a packet capture session (its files are kept).",
+               "packetwatch packet-capture delete -g myResourceGroup -n pc1"),
+    "wait": ("Wait until a condition of the packet capture is met.",
+             "packetwatch packet-capture wait -g myResourceGroup -n pc1 --deleted"),
+    "download": ("Download a stored capture's file with a progress bar, or say where a file kept on the VM is.",
+                 "packetwatch packet-capture download -g myResourceGroup -n pc1 -o pc1.cap"),
+}
+for _verb, (_summary, _example) in SHORT_FORMS.items():
+    HELP[f"packet-capture {_verb}"] = f"""
+type: command
+short-summary: {_summary}
+examples:
+  - name: {_summary.split(",")[0].split(" (")[0].rstrip(".")}.
+    text: {_example}
+"""
+
+HELP["agent"] = """
+type: group
+short-summary: The capture agents (packetwatch agent run|install|uninstall manage one on its VM).
+"""
+
+HELP["agent show"] = """
+type: command
+short-summary: List the agents that report in (VM, version, last seen, online or offline).
+examples:
+  - name: The agents as a table.
+    text: packetwatch agent show -o table
+"""
+
+
 def register() -> None:
     """Give knack the commands' help and examples."""
     helps.update(HELP)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.api_views import AgentView
 from shared.resource_ids import VirtualMachineId
 
 EXTENSION = "NetworkWatcherAgentLinux"
@@ -26,27 +27,27 @@ def flattened(resource: dict[str, Any]) -> dict[str, Any]:
     return shaped
 
 
-def vm_extension(agent: dict[str, Any]) -> dict[str, Any]:
+def vm_extension(agent: AgentView) -> dict[str, Any]:
     """The agent of a VM in the shape of `az vm extension show --name NetworkWatcherAgentLinux`."""
-    vm = VirtualMachineId.parse(agent["vm"], "vm")
-    online = agent["status"] == "online"
+    vm = VirtualMachineId.parse(agent.vm, "vm")
+    online = agent.status == "online"
     return {
         "autoUpgradeMinorVersion": True, "enableAutomaticUpgrade": None, "forceUpdateTag": None,
         "id": f"{vm.arm_id}/extensions/{EXTENSION}",
         "instanceView": {
-            "name": EXTENSION, "type": f"{PUBLISHER}.{EXTENSION}", "typeHandlerVersion": agent["version"],
+            "name": EXTENSION, "type": f"{PUBLISHER}.{EXTENSION}", "typeHandlerVersion": agent.version,
             "statuses": [{"code": "ProvisioningState/succeeded" if online else "ProvisioningState/failed",
                           "displayStatus": "Provisioning succeeded" if online else "Agent not reporting",
                           "level": "Info" if online else "Error",
-                          "message": f"PacketWatch agent {agent['version']} on {agent['hostname']} "
-                                     f"({agent.get('interface') or '?'}), {agent['status']}, last seen "
-                                     f"{agent['lastSeen']}, {agent['runningCaptures']} captures running",
-                          "time": agent["lastSeen"]}],
+                          "message": f"PacketWatch agent {agent.version} on {agent.hostname} "
+                                     f"({agent.interface or '?'}), {agent.status}, last seen "
+                                     f"{agent.last_seen}, {agent.running_captures} captures running",
+                          "time": agent.last_seen}],
             "substatuses": None},
-        "location": agent.get("location"), "name": EXTENSION, "protectedSettings": None,
+        "location": agent.location, "name": EXTENSION, "protectedSettings": None,
         "protectedSettingsFromKeyVault": None, "provisionAfterExtensions": None,
         "provisioningState": "Succeeded" if online else "Failed", "publisher": PUBLISHER,
         "resourceGroup": vm.resource_group, "settings": None, "suppressFailures": None, "tags": None,
-        "type": "Microsoft.Compute/virtualMachines/extensions", "typeHandlerVersion": agent["version"],
+        "type": "Microsoft.Compute/virtualMachines/extensions", "typeHandlerVersion": agent.version,
         "typePropertiesType": EXTENSION,
     }

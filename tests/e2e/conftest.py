@@ -15,7 +15,7 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.mgmt.network import NetworkManagementClient
 
-from cli.arm_client import ArmClient
+from cli.arm_client import ArmRoutes
 from cli.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 from lab.stack import STORAGE_ID, Stack, free_port
 from lab.vms import LabVm, create_vms, remove_vms
@@ -27,7 +27,7 @@ from tests.tls import server_certificate
 @dataclass
 class Lab:
     stack: Stack
-    client: ArmClient
+    client: ArmRoutes
     vm1: LabVm
     vm2: LabVm
     azurite: Azurite
@@ -101,7 +101,7 @@ def lab(broker_url, tmp_path_factory) -> Iterator[Lab]:
         stack.start_api()
         for vm in vms:
             stack.start_agent(vm)
-        yield Lab(stack, ArmClient(stack.api_url, stack.token), *vms, azurite, sink, entra)
+        yield Lab(stack, ArmRoutes(stack.api_url, stack.token), *vms, azurite, sink, entra)
     finally:
         stack.stop_all()
         remove_vms(vms)

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli.arm_client import ArmClient
+from cli.arm_client import ArmRoutes
 from cli.supervisor import free_port
 from lab.traffic import inbound, send
 from shared.resource_ids import CaptureId
@@ -17,9 +17,9 @@ from tests.e2e.conftest import FUNCTION_KEY, tshark_records
 CREATE_STEPS = ["capture.recorded", "capture.published", "capture.confirmed"]
 
 
-def _api(lab, name: str, failpoint: str | None = None) -> ArmClient:
+def _api(lab, name: str, failpoint: str | None = None) -> ArmRoutes:
     env = {"PACKETWATCH_FAILPOINTS": failpoint} if failpoint else None
-    return ArmClient(lab.stack.start_server(name, free_port(), env=env), lab.stack.token)
+    return ArmRoutes(lab.stack.start_server(name, free_port(), env=env), lab.stack.token)
 
 
 def _killed(lab, name: str) -> None:
@@ -104,7 +104,7 @@ def test_an_alert_resent_after_the_api_died_is_not_answered_already_running_whil
 
 def test_a_request_that_reaches_the_agent_after_its_start_deadline_never_starts(lab):
     capture = CaptureId(lab.vm1.vm.subscription, "rg", "crash-watcher", f"late-{secrets.token_hex(3)}")
-    late = ArmClient(lab.stack.start_server("api-late", free_port(), env={"PACKETWATCH_START_DEADLINE_SECONDS": "0"}),
+    late = ArmRoutes(lab.stack.start_server("api-late", free_port(), env={"PACKETWATCH_START_DEADLINE_SECONDS": "0"}),
                      lab.stack.token)
     try:
         assert late.create(capture, _body(lab, capture, 7514)).status_code == 201

@@ -113,3 +113,22 @@ def test_a_continuous_capture_with_az_flags_and_its_settings_checked_and_a_look_
                  "--local-path", f"/var/captures/e2e/{name}.cap", "--continuous-capture", "true",
                  "--capture-settings", "files=3")
     assert wrong.returncode == 2 and "--capture-settings" in wrong.stderr and "file-count" in wrong.stderr
+
+
+def test_a_short_form_is_azs_command_with_the_watcher_named_and_the_apis_shape(lab):
+    vm, group, name = lab.vm1, lab.vm1.vm.resource_group, f"cli-alias-{secrets.token_hex(3)}"
+    made = _cli(lab, "packet-capture", "create", "-g", group, "--vm", vm.vm.name, "-n", name,
+                "--file-path", f"/var/captures/e2e/{name}.cap", "--time-limit", "30")
+    assert made.returncode == 0, made.stderr
+    short = json.loads(_cli(lab, "packet-capture", "show", "-g", group, "-n", name).stdout)
+    az = _cli(lab, "network", "watcher", "packet-capture", "show", "-g", group, "--watcher", "PacketWatch", "-n", name)
+    assert az.returncode == 0, az.stderr
+    flattened = {key: value for key, value in short.items() if key != "properties"} | short["properties"]
+    assert json.loads(az.stdout) == flattened | {"resourceGroup": group}, "az prints the same capture, flattened"
+    listed = _cli(lab, "network", "watcher", "packet-capture", "list", "-g", group, "--watcher", "PacketWatch")
+    assert name in [capture["name"] for capture in json.loads(listed.stdout)]
+    assert _cli(lab, "packet-capture", "wait", "-g", group, "-n", name, "--created", "--interval", "1").returncode == 0
+    assert _cli(lab, "network", "watcher", "packet-capture", "delete", "-g", group, "--watcher", "PacketWatch",
+                "-n", name).returncode == 0
+    gone = _cli(lab, "network", "watcher", "packet-capture", "show", "-g", group, "--watcher", "PacketWatch", "-n", name)
+    assert gone.returncode == 3 and gone.stderr.startswith("ERROR: (NotFound)")

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli.arm_client import ArmClient
+from cli.arm_client import ArmRoutes
 from lab.stack import free_port, temporary_vhost
 from shared.resource_ids import CaptureId
 from tests.e2e.conftest import tshark_records
@@ -130,7 +130,7 @@ def _store_a_capture(environment: dict[str, str], try_line: str, state_dir: Path
     return state_dir / "captures" / f"{name}.cap"
 
 
-def _downloaded(client: ArmClient, capture: CaptureId) -> bytes:
+def _downloaded(client: ArmRoutes, capture: CaptureId) -> bytes:
     answer = client.download_url(capture)
     assert answer.status_code == 200, answer.text
     blob = httpx.get(answer.json()["url"], timeout=30)
@@ -186,7 +186,7 @@ def test_the_first_command_brings_up_a_stack_the_how_to_drives_and_ctrl_c_loses_
         process = _up(state_dir, port, broker_url)
         try:
             shown_again = _banner(process)
-            client = ArmClient(shown_again["console"].rstrip("/"), token)
+            client = ArmRoutes(shown_again["console"].rstrip("/"), token)
             capture = CaptureId.parse(f"/subscriptions/{environment['PACKETWATCH_SUBSCRIPTION']}/resourceGroups/"
                                       f"NetworkWatcherRG/providers/Microsoft.Network/networkWatchers/"
                                       f"NetworkWatcher_local/packetCaptures/{name}")
@@ -257,7 +257,7 @@ def test_up_with_lab_vms_gives_a_tour_with_traffic_to_capture_and_leaves_nothing
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         try:
             shown = _banner(process)
-            client = ArmClient(shown["console"].rstrip("/"), shown["token"])
+            client = ArmRoutes(shown["console"].rstrip("/"), shown["token"])
             agents = client.agents().json()["value"]
             [lab] = [a for a in agents if a["vm"] != shown["agent"].split()[0]]
             vm = lab["vm"]

@@ -35,6 +35,7 @@ from workers.capture.session import SessionLimits, SessionOutcome, StopSignal, r
 
 log = logging.getLogger("packetwatch.agent")
 Sink = PcapFileSink | RingSink
+SummaryOf = Callable[[SessionOutcome], CaptureSummary]  # what the sink's file or files held
 
 
 class CaptureRun:
@@ -62,7 +63,7 @@ class CaptureRun:
         opened_at = time.time()
         source = LiveCapture(self.config.interface, program, limits.snaplen, self.config.netns)
         try:
-            sink = self._open_sink(source, limits)
+            sink, summary_of = self._open_sink(source, limits)
         except BaseException:
             source.close()
             raise
@@ -74,7 +75,7 @@ class CaptureRun:
             raise
         self.on_sink(sink)
         outcome = run_session(source, sink, limits, self.stop, partial(self._running, limits))
-        summary = ring_summary(outcome, sink) if isinstance(sink, RingSink) else file_summary(outcome)
+        summary = summary_of(outcome)
         summary.look_back = look_back
         with ExitStack() as held:
             files = hold_files(summary, held)
@@ -115,16 +116,18 @@ class CaptureRun:
         self.reports.status(event(request, PcStatus.STOPPED, capture_start_time=outcome.started,
                                   stop_reason=reason, summary=summary))
 
-    def _open_sink(self, source: LiveCapture, limits: SessionLimits) -> Sink:
+    def _open_sink(self, source: LiveCapture, limits: SessionLimits) -> tuple[Sink, SummaryOf]:
         """The capture's new file, its header written, and its path in the journal (for repair
         after a crash); if any of that fails, no file is left behind. A continuous capture
-        gets a ring of files, each journaled as it opens."""
+        gets a ring of files, each journaled as it opens. Returned with how its outcome is
+        summed up (one file's, or the ring's)."""
         request, ring = self.request, self.ring
         if ring is not None:
             layout = RingLayout(self.config.capture_dir, partial(ring_file_name, request.relative_file_path),
                                 ring.file_bytes, ring.file_count, ring.rolling)
-            return RingSink(layout, source.linktype, source.snaplen, on_opened=self._journal_path,
-                            on_closed=lambda closed: self.file_news.submit(self._file_closed, closed))
+            files = RingSink(layout, source.linktype, source.snaplen, on_opened=self._journal_path,
+                             on_closed=lambda closed: self.file_news.submit(self._file_closed, closed))
+            return files, partial(ring_summary, ring=files)
         sink = PcapFileSink.create(self.config.capture_dir, request.relative_file_path, source.linktype,
                                    source.snaplen, limits.byte_limit)
         try:
@@ -133,7 +136,7 @@ class CaptureRun:
             sink.close()
             sink.path.unlink(missing_ok=True)
             raise
-        return sink
+        return sink, file_summary
 
     def _file_closed(self, closed: ClosedFile) -> None:
         self.reports.file_closed(self.request.capture_id, self.request.run_id, closed.index, closed.path,

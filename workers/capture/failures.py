@@ -4,7 +4,8 @@ the OS, libpcap and the filter parser raise is mapped into it.
 
     CaptureFailure (InternalError)
     ├── LocalFileFailure (LocalFileFailed): the file on the VM: a path refused, a write failed
-    ├── CaptureStartFailure (CaptureFailed): capturing could not begin on the interface
+    ├── CaptureStartFailure (CaptureFailed): capturing could not begin on the interface (or in its
+    │   network namespace)
     └── StorageFailure (StorageFailed): the file could not be stored
 """
 

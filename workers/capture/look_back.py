@@ -17,7 +17,6 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,8 @@ from shared.bpf import MAX_SNAPLEN
 from shared.errors import InvalidField
 from workers.capture.interfaces import PacketSource
 from workers.capture.pcap_format import FILE_HEADER_BYTES, RECORD_HEADER_BYTES, timed_records
-from workers.capture.pcap_sink import CaptureWriteError, PcapFileSink
+from workers.capture.pcap_sink import CaptureWriteError
+from workers.capture.ring_sink import ClosedFile, RingLayout, RingSink
 
 log = logging.getLogger("packetwatch.agent.look_back")
 FILES = 16
@@ -67,26 +67,27 @@ class LookBackSettings:
         return self.spool_bytes // FILES
 
 
-@dataclass
-class _SpoolFile:
-    path: Path
-    closed_at: float | None = None  # wall time; every packet in the file is older
-
-
 class LookBackRing:
-    """Runs on a thread of its own (`run`) until `stop` is set."""
+    """Runs on a thread of its own (`run`) until `stop` is set. Its spool is a rolling
+    RingSink (ring_sink.py), the continuous capture's own rotation; this adds the time bound
+    and hands out windows."""
 
     def __init__(self, settings: LookBackSettings, source: PacketSource) -> None:
         self.settings = settings
         self.source = source
         self.lock = threading.Lock()
-        self.files: deque[_SpoolFile] = deque()
-        self.opened = 0
-        self.dropped_files = 0
-        self.current: PcapFileSink | None = None
+        self.ring: RingSink | None = None
+        self.closed_at: dict[Path, float] = {}  # wall time each closed file was closed; its packets are older
+        self.opened = 0  # spool files opened by earlier rings (one ring per start after a write failure)
+        self.dropped_earlier = 0
         settings.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         for stale in settings.folder.glob("ring_*.pcap"):  # a previous run's spool: its order is unknown
             stale.unlink(missing_ok=True)
+
+    @property
+    def dropped_files(self) -> int:
+        """Files removed for space (the FILES bound) before their time was up."""
+        return self.dropped_earlier + (self.ring.removed if self.ring is not None else 0)
 
     # -- the standing capture -----------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -107,48 +108,38 @@ class LookBackRing:
             self.source.close()
 
     def _drain(self) -> None:
-        if self.current is None:
-            self.current = self._open()
-        while True:
-            self.current.drain(self.source)
-            if not self.current.full:
-                return
-            carry = self.current.spilled
-            while self.current.full:
-                self._close_current()
-                self.current = self._open()
-                carry = self.current.take_records(carry)
+        if self.ring is None:
+            first = self.opened
+            layout = RingLayout(self.settings.folder, lambda index: f"ring_{first + index:09d}.pcap",
+                                self.settings.file_bytes, FILES, rolling=True)
+            self.ring = RingSink(layout, self.source.linktype, self.source.snaplen, on_closed=self._closed)
+        self.ring.drain(self.source)
+        if self.ring.error is not None:  # a file's close failed: the ring is full and writes no more
+            raise CaptureWriteError(self.ring.path, self.ring.error)
 
-    def _open(self) -> PcapFileSink:
-        while len(self.files) >= FILES:
-            self.files.popleft().path.unlink(missing_ok=True)
-            self.dropped_files += 1
-        self.opened += 1
-        sink = PcapFileSink.create(self.settings.folder, f"ring_{self.opened:09d}.pcap", self.source.linktype,
-                                   self.source.snaplen, self.settings.file_bytes, spill=True)
-        self.files.append(_SpoolFile(sink.path))
-        return sink
-
-    def _close_current(self) -> None:
-        assert self.current is not None
-        self.current.close()
-        self.files[-1].closed_at = time.time()
-        if self.current.error is not None:
-            raise CaptureWriteError(self.current.path, self.current.error)
-        self.current = None
+    def _closed(self, closed: ClosedFile) -> None:
+        assert self.ring is not None
+        kept = set(self.ring.kept)
+        self.closed_at = {path: at for path, at in self.closed_at.items() if path in kept}
+        self.closed_at[closed.path] = time.time()
 
     def _expire(self, now: float) -> None:
-        while self.files and self.files[0].closed_at is not None \
-                and self.files[0].closed_at < now - self.settings.seconds:
-            self.files.popleft().path.unlink(missing_ok=True)
+        assert self.ring is not None
+        kept = self.ring.kept
+        while kept and self.closed_at.get(kept[0], now) < now - self.settings.seconds:
+            self.closed_at.pop(kept[0])
+            kept.popleft().unlink(missing_ok=True)
 
     def _clear(self) -> None:
         with self.lock:
-            if self.current is not None:
-                self.current.close()
-                self.current = None
-            while self.files:
-                self.files.popleft().path.unlink(missing_ok=True)
+            if self.ring is not None:
+                self.ring.close()
+                self.opened += self.ring.closed_files
+                self.dropped_earlier += self.ring.removed
+                while self.ring.kept:
+                    self.ring.kept.popleft().unlink(missing_ok=True)
+                self.ring = None
+            self.closed_at.clear()
 
     # -- what a capture takes from it ----------------------------------------------------
     def window(self, since: float) -> list[TimedRecord]:
@@ -157,21 +148,24 @@ class LookBackRing:
         with self.lock:
             try:
                 self._drain()
-                if self.current is not None:
-                    self.current.flush()
+                if self.ring is not None and self.ring.current.dumper is not None:
+                    self.ring.current.flush()
             except CaptureWriteError as exc:
                 log.warning("look-back ring could not take its last packets: %s", exc)
+            ring = self.ring
+            if ring is None:
+                return []
             # Open the files while the ring cannot remove them; read them after, unlocked.
             opened = []
-            for spool in self.files:
-                if spool.closed_at is not None and spool.closed_at < since:
+            for path in ring.kept:
+                if self.closed_at.get(path, since) < since:
                     continue
                 try:
-                    fd = os.open(spool.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
                 except FileNotFoundError:
                     continue
-                end = self.current.size if self.current is not None and spool is self.files[-1] else None
-                opened.append((fd, end))
+                writing = ring.current.dumper is not None and ring.current.path == path
+                opened.append((fd, ring.current.size if writing else None))
         found: list[TimedRecord] = []
         for fd, end in opened:
             with os.fdopen(fd, "rb") as handle:
@@ -183,4 +177,5 @@ class LookBackRing:
     def held_bytes(self) -> int:
         """Bytes of spool in use (what the bound applies to)."""
         with self.lock:
-            return sum(spool.path.stat().st_size for spool in self.files if spool.path.exists())
+            kept = self.ring.kept if self.ring is not None else ()
+            return sum(path.stat().st_size for path in kept if path.exists())

@@ -11,13 +11,17 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from workers.capture.failures import CaptureStartFailure
+
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/run/netns"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-class NetnsError(OSError):
+class NetnsError(CaptureStartFailure, OSError):
+    """The interface's namespace cannot be entered: capturing cannot begin (failures.py)."""
+
     def __init__(self, name: str, reason: str) -> None:
         self.name = name
         super().__init__(f"network namespace {name!r}: {reason}")

@@ -45,7 +45,7 @@ class RingSink:
         self.snaplen = snaplen
         self.on_closed = on_closed
         self.on_opened = on_opened
-        self.closed: list[ClosedFile] = []
+        self.closed_files = self.closed_packets = self.closed_bytes = 0  # totals of the files closed so far
         self.kept: deque[Path] = deque()  # files of this ring still on the VM, oldest first
         self.removed = 0
         self.full = False
@@ -59,11 +59,11 @@ class RingSink:
 
     @property
     def packets(self) -> int:
-        return sum(closed.packets for closed in self.closed) + (self.current.packets if self._open_now else 0)
+        return self.closed_packets + (self.current.packets if self._open_now else 0)
 
     @property
     def file_bytes(self) -> int:
-        return sum(closed.bytes for closed in self.closed)  # a file's bytes are known once it is closed
+        return self.closed_bytes  # a file's bytes are known once it is closed
 
     @property
     def _open_now(self) -> bool:
@@ -80,8 +80,7 @@ class RingSink:
 
     def progress(self) -> tuple[int, int]:
         packets, written = self.current.progress() if self._open_now else (0, 0)
-        closed = list(self.closed)
-        return packets + sum(f.packets for f in closed), written + sum(f.bytes for f in closed)
+        return packets + self.closed_packets, written + self.closed_bytes
 
     def take_records(self, records: bytes) -> bytes:
         rest = self.current.take_records(records)
@@ -107,7 +106,7 @@ class RingSink:
         carry = self.current.spilled
         while self.current.full:
             self._finish(self.current)
-            if self.error is not None or (not self.layout.rolling and len(self.closed) >= self.layout.count):
+            if self.error is not None or (not self.layout.rolling and self.closed_files >= self.layout.count):
                 self.full = True
                 return
             if self.layout.rolling:
@@ -115,7 +114,7 @@ class RingSink:
                     self.kept.popleft().unlink(missing_ok=True)  # someone may have taken it already
                     self.removed += 1
             try:
-                self.current = self._open(len(self.closed) + 1)
+                self.current = self._open(self.closed_files + 1)
             except CaptureWriteError as exc:  # the disk cannot take even the next file's header
                 self.error = exc
                 raise
@@ -126,6 +125,7 @@ class RingSink:
             return
         sink.close()
         self.error = self.error or sink.error
-        closed = ClosedFile(len(self.closed) + 1, sink.path, sink.packets, sink.file_bytes)
-        self.closed.append(closed)
-        self.on_closed(closed)
+        self.closed_files += 1
+        self.closed_packets += sink.packets
+        self.closed_bytes += sink.file_bytes
+        self.on_closed(ClosedFile(self.closed_files, sink.path, sink.packets, sink.file_bytes))
