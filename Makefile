@@ -77,6 +77,7 @@ bench: setup
 	$(PY) -m bench.look_back
 	$(PY) -m bench.scale_set
 	$(PY) -m bench.alerts
+	$(PY) -m bench.queue_submissions
 	$(PY) -m bench.statistics_pass
 	$(PY) -m bench.upload
 	$(PY) -m bench.registry_list

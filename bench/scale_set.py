@@ -19,10 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cli.arm_client import ArmClient
-from lab.sim_agents import SimulatedAgents
-from lab.stack import Stack, temporary_vhost
+from lab.sim_agents import simulated_fleet
 from shared.arm import PacketCaptureParameters, PacketCaptureStorageLocation, PcStatus, TargetType
-from shared.registry import Registry
 from shared.resource_ids import CaptureId, ScaleSetId
 
 
@@ -63,17 +61,9 @@ def main() -> int:
     scale_set = ScaleSetId("00000000-0000-0000-0000-0000000bench", "bench-rg", "bigset")
     vms = [scale_set.instance(str(n)) for n in range(args.instances)]
     try:
-        with temporary_vhost() as broker_url:
-            stack = Stack(broker_url, f"sqlite:///{workdir}/registry.db", workdir)
-            try:
-                stack.start_api()
-                registry = Registry.from_url(stack.database_url)
-                with SimulatedAgents(broker_url, vms):
-                    _until(lambda: len(registry.scale_set_agents(scale_set)) == args.instances, "agents reported")
-                    client = ArmClient(stack.api_url, stack.token)
-                    runs = [one_run(client, scale_set, args.instances, index) for index in range(args.runs)]
-            finally:
-                stack.stop_all()
+        with simulated_fleet(vms, workdir) as stack:
+            client = ArmClient(stack.api_url, stack.token)
+            runs = [one_run(client, scale_set, args.instances, index) for index in range(args.runs)]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"scale set fan-out: one capture over {args.instances} instances (simulated agents; real API, control "

@@ -21,7 +21,7 @@ from shared.resource_ids import VirtualMachineId
 
 AGENT_METRICS_PORT, CONTROL_METRICS_PORT, NOTIFY_METRICS_PORT = 9810, 9811, 9812
 # The packet-capture commands' one command table (cli/az, on knack): az's and the short forms.
-CAPTURE_COMMANDS = (("network",), ("vm",), ("packet-capture",), ("agent", "show"))
+CAPTURE_COMMANDS = (("network",), ("vm",), ("packet-capture",), ("agent", "show"), ("queue",))
 
 
 SHUTDOWN_GRACE_SECONDS = 10
@@ -36,7 +36,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     Registry.from_url(settings.database_url).engine.dispose()  # refuses a registry that is behind, before serving
 
-    app = create_app(settings)
+    app = create_app(settings, queue_intake=settings.queue_intake)
     # What start-up built (modules, the app, its statements: ~130k objects) lives as long as the
     # process: after one collection of its garbage, it is left out of the collector's full
     # passes, each of which otherwise walks it all and holds every request (67 ms here).
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="packetwatch", description="Alert-triggered packet capture for Linux VMs.",
         epilog="packet captures: packetwatch network watcher packet-capture --help (az's commands), packetwatch "
                "packet-capture --help (the short forms), packetwatch agent show --help, packetwatch vm extension "
-               "show --help")
+               "show --help, packetwatch queue --help (captures over the broker)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="serve the API (ARM packet-capture routes) with uvicorn")

@@ -22,6 +22,7 @@ from functions.docs_routes import add_docs
 from functions.storage_routes import build_storage_router
 from functions.watcher_routes import build_watcher_router
 from functions.capture_service import CaptureService
+from functions.queue_intake import QueueIntake
 from functions.download_routes import build_download_router
 from functions.health_routes import build_health_router
 from functions.metrics import RegistryCollector, RequestMetrics, build_metrics_router
@@ -38,7 +39,8 @@ CONSOLE = Path(__file__).parent / "console"
 log = logging.getLogger("packetwatch.api")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, queue_intake: bool = False) -> FastAPI:
+    """The API; with `queue_intake`, it also takes capture submissions off the broker while it runs."""
     settings = settings or Settings()
     registry = Registry.from_url(settings.database_url)
     accounts = load_storage_accounts(settings.storage_config)
@@ -46,16 +48,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                              timedelta(seconds=settings.start_deadline_seconds), settings.require_known_agent,
                              accounts, timedelta(seconds=settings.upload_retry_seconds))
 
+    access = load_access_config(settings.access_config)
+    intake = QueueIntake(settings.broker_url, service, access) if queue_intake else None
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if intake is not None:
+            intake.start()
         yield
+        if intake is not None:
+            await run_in_threadpool(intake.stop)
         await run_in_threadpool(service.close)
 
     app = FastAPI(title="PacketWatch", version=VERSION, docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.registry = registry
     app.state.service = service
     install_error_handlers(app)
-    access = load_access_config(settings.access_config)
     if not access.tokens:
         log.warning("no API token is configured (PACKETWATCH_ACCESS_CONFIG=%s): every ARM call will be refused; "
                     "`packetwatch token create` makes one", settings.access_config or "unset")

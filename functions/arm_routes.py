@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -19,7 +18,6 @@ from functions.openapi_bodies import json_body
 from shared.access import AccessConfig, Role
 from shared.arm import PacketCapture
 from shared.capture_listing import MAX_TOP, PageRequest, list_page
-from shared.capture_spec import parse_body
 from shared.resource_ids import CaptureId
 
 WATCHER = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Network"
@@ -43,9 +41,8 @@ def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
     @router.put(ONE, status_code=201, dependencies=contributor,
                 openapi_extra=json_body(PacketCapture, "the packet capture to create"))
     async def create(capture: CapturePath, request: Request, version: ApiVersion) -> JSONResponse:
-        resource = parse_body(await read_json(request, MAX_BODY_BYTES), partial(service.check, capture))
-        source = capture_source(request.headers.get(CLIENT_HEADER))
-        record = service.create(capture, resource.properties, source=source).capture
+        body = await read_json(request, MAX_BODY_BYTES)
+        record = service.put(capture, body, capture_source(request.headers.get(CLIENT_HEADER))).capture
         headers = {"Azure-AsyncOperation": _operation_url(request, capture, "operations", version)}
         return JSONResponse(service.result(record).to_arm(), status_code=201, headers=headers)
 

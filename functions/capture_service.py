@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from functools import partial
 
 from azure.core.exceptions import AzureError
 from celery import Celery
 
 from functions.dispatch import capture_message, stop_message
+from shared.lifecycle_events import CREATED, event_message, publish_event
 from functions.outbox_sender import OutboxSender
 from functions.metrics import CAPTURES_CREATED
 from shared.arm import (
@@ -31,7 +34,7 @@ from shared.arm import (
 )
 
 from shared.capture_files import files_of
-from shared.capture_spec import CaptureSpec, build_spec
+from shared.capture_spec import CaptureSpec, build_spec, parse_body
 from shared.errors import AgentNotFound, BrokerUnavailable, InvalidField
 from shared.failpoints import failpoint
 from shared.messages import Outgoing, UploadTarget
@@ -60,6 +63,9 @@ class CaptureService:
         self.upload_retry = upload_retry
         self.containers_made: set[tuple[int, str]] = set()
         self.sender = OutboxSender(broker, registry.messages_sent)
+        self.broker = broker
+        # The created events (shared/lifecycle_events.py) of captures published in the background.
+        self.events = ThreadPoolExecutor(1, thread_name_prefix="lifecycle-events")
 
     def upload_target(self, spec: CaptureSpec, parameters: PacketCaptureParameters,
                       created: datetime) -> UploadTarget | None:
@@ -111,6 +117,12 @@ class CaptureService:
         """The capture as its agent will run it, or InvalidField naming every value a create refuses."""
         return build_spec(capture, parameters, self.capture_root, now or datetime.now(timezone.utc))
 
+    def put(self, capture: CaptureId, body: object, source: str) -> Created:
+        """A PUT of `body` (ARM's PacketCapture) for `capture`, from either front door (the ARM
+        route, the queue intake): one parse with every value checked, then create."""
+        resource = parse_body(body, partial(self.check, capture))
+        return self.create(capture, resource.properties, source=source)
+
     def create(self, capture: CaptureId, parameters: PacketCaptureParameters,
                claim: AlertClaim | None = None, source: str = "api", await_confirm: bool = True) -> Created:
         """Record and queue a capture. Raises InvalidField, AgentNotFound, CaptureConflict or
@@ -157,6 +169,12 @@ class CaptureService:
             self._confirm_or_undo(capture, created, claim)
         else:
             self.sender.submit(created.pending)
+        if created.record is not None and (created.created or created.pending):  # new, or never confirmed
+            announce = partial(self._announce_created, created.record)
+            if await_confirm:  # before the answer (and, in practice, before the control worker's running)
+                announce()
+            else:
+                self.events.submit(announce)
         if created.created:
             CAPTURES_CREATED.labels(source).inc()
             scope = f" ({len(instances)} instances)" if instances else ""
@@ -196,9 +214,17 @@ class CaptureService:
         else:
             self.sender.submit(unsent)
 
+    def _announce_created(self, record: CaptureRecord) -> None:
+        try:
+            publish_event(self.broker, event_message(CREATED, record))
+        except Exception as exc:  # the capture stands; only its created event is missing
+            log.warning("capture %s: its created event could not be published: %s", record.capture.arm_id, exc,
+                        extra={"capture_id": record.capture.arm_id, "run_id": record.run_id})
+
     def close(self) -> None:
         """Finish the background publishes under way (the relay sends what is left)."""
         self.sender.close()
+        self.events.shutdown(wait=True)
 
     def stop(self, record: CaptureRecord) -> None:
         """Ask the agent to stop an active capture, once; a stopped one is left as it is. The

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 
 from kombu import Connection, Consumer, Message
 
+from lab.stack import Stack, temporary_vhost
+from shared.registry import Registry
 from shared.broker import CONTROL_QUEUE, agent_queue_name, durable_queue, make_celery, publish
 from shared.messages import CaptureRequest, Heartbeat, StatusEvent, StopRequest, TaskName
 from shared.arm import PcStatus, StopReason
@@ -86,3 +92,23 @@ class SimulatedAgents:
             return
         publish(self.app, TaskName.STATUS.value, event.model_dump(mode="json"), CONTROL_QUEUE)
         message.ack()
+
+
+@contextmanager
+def simulated_fleet(vms: list[VirtualMachineId], workdir: Path, timeout: float = 60.0) -> Iterator[Stack]:
+    """The whole stack (API, control worker, notifier) on a broker virtual host of its own and a
+    SQLite registry in `workdir`, with simulated agents for `vms`, once every one has reported."""
+    with temporary_vhost() as broker_url:
+        stack = Stack(broker_url, f"sqlite:///{workdir}/registry.db", workdir)
+        try:
+            stack.start_api()
+            registry = Registry.from_url(stack.database_url)
+            with SimulatedAgents(broker_url, vms):
+                deadline = time.monotonic() + timeout
+                while len(registry.list_agents()) < len(vms):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{len(registry.list_agents())} of {len(vms)} simulated agents reported")
+                    time.sleep(0.05)
+                yield stack
+        finally:
+            stack.stop_all()

@@ -27,8 +27,10 @@ from shared.config import CONTROL_SIDE_ONLY
 
 log = logging.getLogger("packetwatch.lab")
 START_TIMEOUT = 60.0
+LAB_SUBSCRIPTION = "00000000-0000-0000-0000-00000000lab0"
+LAB_SUBMITTER = "packetwatch-lab-submitter"  # a broker user granted queue submissions in the lab's subscription
 # The lab's storage account (Azurite's), as captures name it.
-STORAGE_ID = "/subscriptions/00000000-0000-0000-0000-00000000lab0/resourceGroups/lab-rg/providers/" \
+STORAGE_ID = f"/subscriptions/{LAB_SUBSCRIPTION}/resourceGroups/lab-rg/providers/" \
              "Microsoft.Storage/storageAccounts/devstoreaccount1"
 
 
@@ -68,9 +70,12 @@ class Stack:
     token: str = field(default_factory=new_token)
 
     def __post_init__(self) -> None:
-        """One contributor token for every subscription, stored hashed as in production."""
+        """One contributor token for every subscription, stored hashed as in production, and a
+        broker user whose queue submissions may create captures in the lab's subscription (the
+        broker user itself exists only while a test makes it)."""
         grant = {"name": "lab", "sha256": hash_token(self.token), "subscriptions": ["*"], "role": "contributor"}
-        (self.workdir / "access.json").write_text(json.dumps({"tokens": [grant]}))
+        submitter = {"user": LAB_SUBMITTER, "subscriptions": [LAB_SUBSCRIPTION], "role": "contributor"}
+        (self.workdir / "access.json").write_text(json.dumps({"tokens": [grant], "brokerUsers": [submitter]}))
 
     @property
     def api_url(self) -> str:

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     alert_config: str | None = None
     storage_config: str | None = None
     upload_retry_seconds: float = 900.0
+    # `packetwatch serve` takes capture submissions off the broker too (functions/queue_intake.py).
+    queue_intake: bool = True
     notify_config: str | None = None
     function_keys: str = ""
     # Azure's Instance Metadata Service, where an agent started without --vm learns its VM.

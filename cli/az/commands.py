@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from knack.util import CLIError
@@ -68,6 +69,20 @@ def _location_of(connection: Connection, target: str) -> str:
     raise CLIError(f"cannot tell the region of {target}: no agent of it reports one; give --location")
 
 
+def capture_flags(subscription: str, resource_group_name: str, vm: str | None, target: str | None,
+                  storage_account: str | None, **flags: Any) -> CaptureFlags:
+    """az create's flags, the target (a name in -g, or an ID) and the storage account resolved."""
+    named = target or vm
+    if not named:
+        raise CliError("give --vm (or --target): the VM, or with --target-type AzureVMSS the scale set")
+    kind = ScaleSetId if flags.get("target_type") == "AzureVMSS" else VirtualMachineId
+    target_id = _id_of(kind, named, subscription, resource_group_name, "--target" if target else "--vm")
+    if not (storage_account or flags.get("storage_path") or flags.get("file_path") or flags.get("local_path")):
+        raise CliError("give --storage-account, --file-path (or --local-path with --continuous-capture)")
+    account = _id_of_account(storage_account, subscription, resource_group_name) if storage_account else None
+    return CaptureFlags(target=target_id, storage_account=account, **flags)
+
+
 def create_packet_capture(resource_group_name: str, capture_name: str, vm: str | None = None,
                           target: str | None = None, target_type: str | None = None, location: str | None = None,
                           storage_account: str | None = None, storage_path: str | None = None,
@@ -80,23 +95,14 @@ def create_packet_capture(resource_group_name: str, capture_name: str, vm: str |
                           watcher: str | None = None, subscription: str | None = None, api: str | None = None,
                           token: str | None = None) -> PacketCaptureResult:
     connection = Connection.open(subscription, api, token)
-    sub = connection.subscription
-    named = target or vm
-    if not named:
-        raise CliError("give --vm (or --target): the VM, or with --target-type AzureVMSS the scale set")
-    kind = ScaleSetId if target_type == "AzureVMSS" else VirtualMachineId
-    target_id = _id_of(kind, named, sub, resource_group_name, "--target" if target else "--vm")
-    if not (storage_account or storage_path or file_path or local_path):
-        raise CliError("give --storage-account, --file-path (or --local-path with --continuous-capture)")
-    parameters = CaptureFlags(
-        target=target_id, target_type=target_type,
-        storage_account=_id_of_account(storage_account, sub, resource_group_name) if storage_account else None,
-        storage_path=storage_path, file_path=file_path, local_path=local_path, capture_size=capture_size,
-        capture_limit=capture_limit, time_limit=time_limit, filters=filters, include=include, exclude=exclude,
-        continuous_capture=continuous_capture, capture_settings=capture_settings,
+    parameters = capture_flags(
+        connection.subscription, resource_group_name, vm=vm, target=target, target_type=target_type,
+        storage_account=storage_account, storage_path=storage_path, file_path=file_path, local_path=local_path,
+        capture_size=capture_size, capture_limit=capture_limit, time_limit=time_limit, filters=filters,
+        include=include, exclude=exclude, continuous_capture=continuous_capture, capture_settings=capture_settings,
         look_back_seconds=look_back_seconds).parameters()
     if watcher is None and location is None:
-        location = _location_of(connection, target_id)
+        location = _location_of(connection, parameters.target)
     capture = _capture(connection, capture_name, location, resource_group_name, watcher)
     return connection.client.create(capture, parameters)
 

@@ -6,7 +6,8 @@ prints its result and its failure.
   errors as az reports them: `ERROR: (Code) message`, exit 3 for a resource that is not
   there, 1 for any other error, 2 for a usage error; the API's URL named when it cannot be
   reached.
-- the short forms (`packetwatch packet-capture …`, `packetwatch agent show`): objects as the
+- the short forms (`packetwatch packet-capture …`, `packetwatch agent show`, `packetwatch
+  queue …`): objects as the
   API answers them, `-o table` with PacketWatch's columns, and any error as one
   `packetwatch: …` line with exit 2.
 """
@@ -28,7 +29,7 @@ from shared.api_views import NetworkWatcher
 from shared.arm import ArmModel, PacketCaptureResult
 from shared.errors import InvalidField, PacketWatchError
 
-SHORT_GROUPS = ("packet-capture", "agent")
+SHORT_GROUPS = ("packet-capture", "agent", "queue")
 TABLE_COLUMNS = {
     "capture": [("Name", "name"), ("Target", "properties.target"), ("ProvisioningState", "properties.provisioningState"),
                 ("TimeLimit", "properties.timeLimitInSeconds"), ("FilePath", "properties.storageLocation.filePath"),

@@ -169,6 +169,32 @@ examples:
 """
 
 
+HELP["queue"] = """
+type: group
+short-summary: Capture requests over the broker (the intake queue) and the captures' lifecycle events.
+"""
+
+HELP["queue submit"] = """
+type: command
+short-summary: Put a capture request on the intake queue and wait for its answer.
+long-summary: >
+  The request is validated and recorded as a PUT is. With --token (or PACKETWATCH_TOKEN) it carries
+  that token; without, the broker user of the connection (RabbitMQ vouches for it) must be granted
+  in the access file's brokerUsers.
+examples:
+  - name: Capture on a VM for a minute, through the broker.
+    text: packetwatch queue submit -g myResourceGroup --vm myVM -n pc1 --file-path /var/captures/pc1.cap --time-limit 60
+"""
+
+HELP["queue events"] = """
+type: command
+short-summary: Print the captures' lifecycle events (CloudEvents, one JSON line each) as they come.
+examples:
+  - name: Wait until one capture is stored.
+    text: packetwatch queue events -g myResourceGroup -n pc1 --type stored --count 1 --timeout 600
+"""
+
+
 def register() -> None:
     """Give knack the commands' help and examples."""
     helps.update(HELP)

@@ -6,6 +6,7 @@ defaults, in two forms (forms.py) over the same operations (commands.py):
     packetwatch network watcher list|show, packetwatch vm extension show       (az's)
     packetwatch packet-capture create|show|show-status|list|stop|delete|wait|download
     packetwatch agent show                                                    (the short forms)
+    packetwatch queue submit|events                 (captures over the broker: shared/submissions.py)
 
 A short form is the az command with the watcher named by -g and --watcher (default
 PacketWatch) instead of found by region, and with --api and --token. knack adds az's global
@@ -27,9 +28,11 @@ from knack.log import get_logger
 from cli.az.forms import Form, failure, presented, table_of
 from cli.az.help import register as register_help
 from shared.arm import DEFAULT_TOTAL_BYTES_PER_SESSION, MAX_LOOK_BACK_SECONDS, MAX_TIME_LIMIT_SECONDS
+from shared.lifecycle_events import KINDS
 
 logger = get_logger(__name__)
 OPERATIONS = "cli.az.commands#{}"
+QUEUE_OPERATIONS = "cli.az.queue_commands#{}"
 DEFAULT_WATCHER = "PacketWatch"
 CAPTURE_VERBS = (("create", "create_packet_capture", "capture"), ("show", "show_packet_capture", "capture"),
                  ("show-status", "show_packet_capture_status", "status"), ("list", "list_packet_captures", "capture"),
@@ -64,6 +67,9 @@ class Loader(CLICommandsLoader):
             group.command("download", "download_packet_capture")
         with CommandGroup(self, "agent", OPERATIONS) as group:
             group.command("show", "list_agents", table_transformer=table_of("agent"))
+        with CommandGroup(self, "queue", QUEUE_OPERATIONS) as group:
+            group.command("submit", "submit_packet_capture")
+            group.command("events", "show_events")
         return super().load_command_table(args)
 
     def load_arguments(self, command: str) -> None:
@@ -97,6 +103,20 @@ class Loader(CLICommandsLoader):
                           help="the region (default: the VM's, as its agent reports it)")
         for captures in (AZ_CAPTURES, SHORT_CAPTURES):
             self._create_arguments(captures + " create")
+        self._create_arguments("queue submit")
+        with ArgumentsContext(self, "queue") as args:
+            args.argument("broker_url", options_list=["--broker-url"],
+                          help="the broker, e.g. amqps://user:pass@rabbit:5671/ (default: $PACKETWATCH_BROKER_URL)")
+            args.argument("timeout", type=float, help="seconds to wait (queue submit: for the answer, default 30; "
+                                                      "queue events: 0 waits until interrupted)")
+        with ArgumentsContext(self, "queue submit") as args:
+            args.argument("message_id", options_list=["--message-id"],
+                          help="the message's ID (default: a new one); the capture's name keeps a resend one capture")
+        with ArgumentsContext(self, "queue events") as args:
+            args.argument("event_type", options_list=["--type"], choices=list(KINDS),
+                          help="only events of this type")
+            args.argument("vm", help="only events of this target (a resource ID)")
+            args.argument("count", type=int, help="stop after this many events (default: never)")
         for captures in (AZ_CAPTURES, SHORT_CAPTURES):
             self._status_and_wait_arguments(captures)
         with ArgumentsContext(self, "vm extension show") as args:

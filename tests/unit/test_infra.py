@@ -47,11 +47,18 @@ def test_agent_unit_is_non_root_with_only_cap_net_raw_and_verifies(tmp_path):
 
 def test_rabbitmq_definitions_declare_durable_quorum_queues():
     definitions = json.loads((ROOT / "infra" / "rabbitmq" / "definitions.json").read_text())
-    [control] = definitions["queues"]
+    queues = {queue["name"]: queue for queue in definitions["queues"]}
+    control = queues["packetwatch.control"]
     assert control["name"] == "packetwatch.control" and control["durable"] is True
     assert control["arguments"]["x-queue-type"] == "quorum"
     from shared.broker import CONTROL_QUEUE, QUEUE_ARGUMENTS
     assert control["name"] == CONTROL_QUEUE and control["arguments"] == QUEUE_ARGUMENTS
+    # The intake's queues as it declares them (a declaration with other arguments would be refused).
+    from shared.submissions import REJECTED_QUEUE, SUBMIT_QUEUE
+    for queue in (SUBMIT_QUEUE, REJECTED_QUEUE):
+        assert queues[queue.name]["arguments"] == queue.queue_arguments and queues[queue.name]["durable"] is True
+    bound = {(b["source"], b["destination"], b["routing_key"]) for b in definitions["bindings"]}
+    assert (SUBMIT_QUEUE.exchange.name, SUBMIT_QUEUE.name, SUBMIT_QUEUE.routing_key) in bound
 
 
 def test_host_json_serves_routes_without_a_prefix():

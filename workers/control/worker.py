@@ -1,5 +1,6 @@
 """The control-plane worker: applies agents' status events, upload results and heartbeats
-to the registry, and hands completion and failure events to the notifier.
+to the registry, publishes each capture's lifecycle events (shared/lifecycle_events.py)
+and hands completion and failure events to the notifier.
 
 Agents hold no database credentials; this worker is the only writer of their news.
 """
@@ -24,6 +25,7 @@ from shared.broker import (
 )
 from shared.capture_files import file_uploaded, record_file
 from shared.errors import InvalidField
+from shared.lifecycle_events import ERROR, RUNNING, STORED, STOPPED, event_data, event_message, publish_event
 from shared.messages import (
     SILENT_HEARTBEATS, FileClosed, Heartbeat, Notification, StatusEvent, TaskName, Tick, UploadResult,
 )
@@ -56,11 +58,12 @@ EXPIRED = Counter("packetwatch_captures_expired_total", "Captures ended as Agent
                   "why (agent_silent, start_deadline)", ["why"])
 
 
+LIFECYCLE = {PcStatus.RUNNING: RUNNING, PcStatus.STOPPED: STOPPED, PcStatus.ERROR: ERROR}
+
+
 def notification(record: CaptureRecord, kind: str) -> Notification:
-    status = record.to_status().to_arm()
-    data = {**status, "target": record.parameters.target, "storagePath": record.storage_path}
     return Notification(id=str(uuid.uuid4()), type=kind, subject=record.capture.arm_id,
-                        time=datetime.now(timezone.utc), data=data)
+                        time=datetime.now(timezone.utc), data=event_data(record))
 
 
 class Control:
@@ -87,14 +90,17 @@ class Control:
         return (self.last_tick is not None and self.ticks_since is not None
                 and now - self.last_tick <= 2 * self.interval and now - self.ticks_since > silent_after)
 
-    def notify(self, capture_id: str, kind: str) -> None:
-        """Hand the capture as it now stands to the notifier."""
+    def announce(self, capture_id: str, kind: str) -> None:
+        """Publish the capture's lifecycle event of `kind` (running, stopped, error, stored) and
+        hand an ended capture, as it now stands, to the notifier."""
         record = self.registry.find(CaptureId.parse(capture_id))
         if record is None:
             return
-        if kind == COMPLETED and record.parameters.storage_location.storage_id and not record.storage_path:
+        publish_event(self.app, event_message(kind, record))
+        if kind == RUNNING or (kind == STOPPED and record.parameters.storage_location.storage_id
+                               and not record.storage_path):
             return  # completed once its upload is verified (see uploaded)
-        send(self.app, notification(record, kind), NOTIFY_QUEUE)
+        send(self.app, notification(record, FAILED if kind == ERROR else COMPLETED), NOTIFY_QUEUE)
 
     def heartbeat(self, beat: Heartbeat) -> None:
         now = datetime.now(timezone.utc)
@@ -114,8 +120,8 @@ class Control:
         CAPTURE_EVENTS.labels(event.status.value, reason).inc()
         log.info("capture %s is %s%s", event.capture_id, event.status.value, f" ({reason})" if reason else "",
                  extra=where)
-        if event.status in (PcStatus.STOPPED, PcStatus.ERROR):
-            self.notify(event.capture_id, COMPLETED if event.status is PcStatus.STOPPED else FAILED)
+        if event.status in LIFECYCLE:
+            self.announce(event.capture_id, LIFECYCLE[event.status])
 
     def sweep(self, silent_after: timedelta) -> None:
         """Running captures whose agent has gone silent end as Error/AgentStopped."""
@@ -134,7 +140,7 @@ class Control:
                     EXPIRED.labels("agent_silent").inc()
                     log.warning("capture %s: agent silent, marked AgentStopped", record.capture.arm_id,
                                 extra={"capture_id": record.capture.arm_id, "run_id": record.run_id})
-                    self.notify(record.capture.arm_id, FAILED)
+                    self.announce(record.capture.arm_id, ERROR)
 
     def expire_unstarted(self, start_deadline: timedelta) -> None:
         """Captures no agent started by their deadline end as Error/AgentStopped, saying when
@@ -157,7 +163,7 @@ class Control:
                 EXPIRED.labels("start_deadline").inc()
                 log.warning("capture %s: not started by its deadline, marked AgentStopped", record.capture.arm_id,
                             extra={"capture_id": record.capture.arm_id, "run_id": record.run_id})
-                self.notify(record.capture.arm_id, FAILED)
+                self.announce(record.capture.arm_id, ERROR)
 
     def relay(self) -> int:
         """Send what API processes recorded but never saw confirmed (one died, or the broker
@@ -208,7 +214,7 @@ class Control:
             return True
         if self.registry.apply_upload(result):
             UPLOADS.labels("stored" if result.storage_path else "failed").inc()
-            self.notify(result.capture_id, COMPLETED if result.storage_path else FAILED)
+            self.announce(result.capture_id, STORED if result.storage_path else ERROR)
             return True
         record = self.registry.find(CaptureId.parse(result.capture_id))
         return not (record is not None and record.run_id == result.run_id and record.status in ACTIVE_STATUSES)
