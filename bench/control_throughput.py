@@ -70,9 +70,15 @@ def prefill(broker_url: str, sent: list[tuple[str, dict]]) -> None:
                           producer=producer)
 
 
-def queue_depth(broker_url: str) -> int:
+def queue_state(broker_url: str) -> tuple[int, int]:
+    """(messages ready, consumers) of the control queue."""
     with Connection(broker_url) as conn:
-        return durable_queue(CONTROL_QUEUE)(conn.channel()).queue_declare(passive=True).message_count
+        declared = durable_queue(CONTROL_QUEUE)(conn.channel()).queue_declare(passive=True)
+        return declared.message_count, declared.consumer_count
+
+
+def queue_depth(broker_url: str) -> int:
+    return queue_state(broker_url)[0]
 
 
 def plain_consumer(broker_url: str, count: int) -> float:
@@ -117,16 +123,22 @@ def one_run(kind: str, workers: int, agent_count: int, rounds: int, workdir: Pat
                     raise TimeoutError("no control worker took a message in 600 s")
                 time.sleep(0.005)
             began = time.perf_counter()
-            while queue_depth(broker_url) > 0 or not _all_applied(registry, len(vms), len(captured), final):
+            consumers = 0  # the set-up as labelled: every worker consuming while the queue drains
+            while (state := queue_state(broker_url))[0] > 0 or \
+                    not _all_applied(registry, len(vms), len(captured), final):
+                consumers = max(consumers, state[1])
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{queue_depth(broker_url)} messages still queued after 600 s")
+                    raise TimeoutError(f"{state[0]} messages still queued after 600 s")
                 time.sleep(0.05)
             drained = time.perf_counter() - began
+            alive = sum(stack.processes[f"control-{n}"].poll() is None for n in range(workers))
+            if consumers != workers or alive != workers:
+                raise RuntimeError(f"{workers} control workers were to run: {consumers} consumed, {alive} alive")
         finally:
             for n in range(workers):
                 stack.stop(f"control-{n}")
             registry.engine.dispose()
-        return {"control": left / drained, "plain": plain, "messages": len(sent)}
+        return {"control": left / drained, "plain": plain, "messages": len(sent), "consumers": consumers}
 
 
 def _all_applied(registry: Registry, agent_count: int, captured: int, final: PcStatus) -> bool:
@@ -159,7 +171,9 @@ def main() -> int:
         kind, workers = setup.split(":")
         control = [run["control"] for run in runs]
         plain = [run["plain"] for run in runs]
-        print(f"  {kind:10} {workers} worker(s): {statistics.median(control):7.0f} msg/s ({min(control):.0f}-"
+        seen = min(run["consumers"] for run in runs)
+        print(f"  {kind:10} {workers} worker(s) ({seen} consuming in every run): "
+              f"{statistics.median(control):7.0f} msg/s ({min(control):.0f}-"
               f"{max(control):.0f})   plain kombu {statistics.median(plain):7.0f} msg/s   "
               f"ratio {statistics.median(control) / statistics.median(plain):.2f}")
     print(json.dumps(results))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+from sqlalchemy import create_engine
 
 from cli.supervisor import Child, free_port, stop_in_stages
 from cli.agent_install import default_route_interface
@@ -30,7 +31,7 @@ from shared.access import Role, create_token, load_access_config
 from shared.broker import agent_queue_name, has_consumer
 from shared.config import CONTROL_SIDE_ONLY
 from shared.registry import Registry
-from shared.registry_migrations import RegistryBehind
+from shared.registry_migrations import upgrade
 from shared.resource_ids import VirtualMachineId
 from shared.storage_accounts import load_storage_accounts
 from shared.stored_blobs import audit_stored_blobs
@@ -149,14 +150,19 @@ class Up:
 
     def audit_storage(self) -> None:
         """Blobs the registry says are stored but Azurite no longer has (it was killed before it
-        saved its index): their captures are made to say so before anyone asks for them."""
+        saved its index): their captures are made to say so before anyone asks for them. The
+        stack's own registry is brought to this release's schema first (as `packetwatch db
+        upgrade` does; every capture kept)."""
         if not self.path("registry.db").exists():
             return
+        engine = create_engine(self.database_url)
         try:
-            registry = Registry.from_url(self.database_url)
-        except RegistryBehind as exc:  # the API will refuse it too, saying the same
-            self.say(f"storage: stored blobs not checked: {exc}")
-            return
+            before, after = upgrade(engine)
+        finally:
+            engine.dispose()
+        if before != after:
+            self.say(f"registry: schema revision {before} -> {after} (captures kept)")
+        registry = Registry.from_url(self.database_url)
         try:
             lost = audit_stored_blobs(registry, load_storage_accounts(str(self.path("storage.json"))))
         finally:

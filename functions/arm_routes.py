@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from functions.access import requirement
 from functions.capture_service import CaptureService
@@ -17,7 +17,7 @@ from functions.request_limits import read_json
 from functions.openapi_bodies import json_body
 from shared.access import AccessConfig, Role
 from shared.arm import PacketCapture
-from shared.capture_listing import MAX_TOP, PageRequest, list_page
+from shared.capture_listing import MAX_TOP, PageRequest, list_page, stream_list
 from shared.resource_ids import CaptureId
 
 WATCHER = ("/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Network"
@@ -60,7 +60,11 @@ def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
                       ) -> Response:
         """Every capture of the watcher (Azure's SDK follows no nextLink here), or with `$top` a
         page of them and a nextLink to the next."""
-        page = list_page(registry.engine, watcher, PageRequest.parse(top, skip_token, expand), service.planned_path,
+        wanted = PageRequest.parse(top, skip_token, expand)
+        if wanted.everything:
+            return StreamingResponse(stream_list(registry.engine, watcher, service.planned_path),
+                                     media_type="application/json")
+        page = list_page(registry.engine, watcher, wanted, service.planned_path,
                          lambda arm_id: service.query_status(registry.get(CaptureId.parse(arm_id))).to_arm())
         link = "" if page.skip_token is None else \
             ',"nextLink":' + json.dumps(str(request.url.include_query_params(**{"$skipToken": page.skip_token})))

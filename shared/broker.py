@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery, Task
+from celery.signals import worker_ready
 from kombu import Connection, Queue
 from pydantic import BaseModel
 
@@ -69,11 +73,29 @@ def run_worker(app: Celery, queue: str, hostname: str, concurrency: int) -> None
     log.info("worker %s consuming %s (%d threads, task events on)", hostname, queue, concurrency)
     stdout_into_log()
     pool = ["--pool", "solo"] if concurrency == 1 else ["--pool", "threads", "--concurrency", str(concurrency)]
-    app.worker_main([
-        "--quiet", "worker", *pool, "--queues", queue,
-        "--hostname", hostname, "--without-gossip", "--without-mingle", "--task-events",
-        "--loglevel", logging.getLevelName(logging.getLogger().getEffectiveLevel()),
-    ])
+    ready = threading.Event()
+    worker_ready.connect(lambda **_: ready.set(), weak=False)
+    try:
+        app.worker_main([
+            "--quiet", "worker", *pool, "--queues", queue,
+            "--hostname", hostname, "--without-gossip", "--without-mingle", "--task-events",
+            "--loglevel", logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+        ])
+    except SystemExit as exit:
+        if ready.is_set():
+            raise
+        code = exit.code
+    else:
+        code = 0
+    if not ready.is_set():  # Celery ends a worker that never started with status 0: its supervisor must see it
+        log.error("worker %s could not start consuming %s (Celery's exit %s)", hostname, queue, code)
+        raise SystemExit(1)
+
+
+def node_name(role: str) -> str:
+    """A worker's Celery node name, its own on this host: two control workers (or notifiers)
+    side by side must not share one (the second could not lock its control queue, `pidbox`)."""
+    return f"{role}@{socket.gethostname()}-{os.getpid()}"
 
 
 def publish(app: Celery, task: str, payload: dict, queue: str) -> None:

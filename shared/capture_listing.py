@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 import base64
 import binascii
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -65,6 +65,11 @@ class PageRequest:
                 raise InvalidField("$skipToken", skip_token, "is not a token this list gave "
                                    "(use the nextLink as it is)") from None
         return cls(int(top) if top is not None else None, after, expand is not None)
+
+    @property
+    def everything(self) -> bool:
+        """The whole list, each capture as GET shows it, nothing beside it."""
+        return self.top is None and self.after is None and not self.expand_status
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,25 @@ def list_page(engine: Engine, watcher_path: str, request: PageRequest,
                                                                     ensure_ascii=False) + "}"
         items.append(item)
     return Page(items, token)
+
+
+def stream_list(engine: Engine, watcher_path: str,
+                planned_path: Callable[[PacketCaptureParameters, datetime], str | None],
+                chunk: int = 2000) -> Iterator[bytes]:
+    """The whole unpaged list's answer (`{"value":[…]}`) in pieces, `chunk` captures each, read
+    off the database as they are sent (a server-side cursor on PostgreSQL), so the database,
+    the server and the client work at once instead of one after the other."""
+    yield b'{"value":['
+    with engine.connect() as conn:
+        rows = conn.execution_options(stream_results=True, yield_per=chunk).execute(
+            select(*LISTED).where(captures.c.watcher_key == watcher_path.lower())
+            .order_by(captures.c.created_at, captures.c.key))
+        separator = ""
+        for part in rows.partitions():
+            built = _built(conn, [row.key for row in part if row.item is None], planned_path)
+            yield (separator + ",".join(row.item or built[row.key] for row in part)).encode()
+            separator = ","
+    yield b"]}"
 
 
 def _built(conn: Connection, keys: list[str],

@@ -9,7 +9,7 @@ writers at once.
 from __future__ import annotations
 
 from typing import Any
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 import json
 import os
 import uuid
@@ -186,6 +186,9 @@ class Registry:
                     row_values(capture, parameters, parameters.target.lower(), uuid.uuid4().hex, created_at,
                                capture.watcher_path.lower(), status, planned_path(parameters, created_at))
                     for capture, parameters, created_at, status in entries[start:start + chunk]])
+        if self.engine.dialect.name == "postgresql":  # a bulk load leaves the planner's statistics stale
+            with self.engine.begin() as conn:
+                conn.execute(text("ANALYZE packet_captures"))
         return len(entries)
 
     def in_watcher(self, watcher_path: str) -> list[CaptureRecord]:

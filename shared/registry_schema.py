@@ -11,7 +11,7 @@ captures = Table(
     "packet_captures", metadata,
     Column("key", String(512), primary_key=True),
     Column("arm_id", String(512), nullable=False),
-    Column("watcher_key", String(512), nullable=False, index=True),
+    Column("watcher_key", String(512), nullable=False),  # looked up through the list order index
     Column("name", String(80), nullable=False),
     Column("target_key", String(512), nullable=False, index=True),
     Column("parameters", Text, nullable=False),
@@ -31,7 +31,8 @@ captures = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-# GET list and its pages read a watcher's captures in this order (migration 0005).
+# GET list and its pages read a watcher's captures in this order (migration 0005); every lookup
+# by watcher uses it (0007 dropped the single-column index).
 Index("ix_packet_captures_list_order", captures.c.watcher_key, captures.c.created_at, captures.c.key)
 
 agents = Table(

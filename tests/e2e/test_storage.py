@@ -79,6 +79,8 @@ def test_a_capture_with_a_storage_account_is_uploaded_verified_and_its_spool_rem
     assert expected == expected.lower() and re.search(r"/\d{4}/\d{2}/\d{2}/packetcapture_\d\d_\d\d_\d\d_\d{3}\.cap$",
                                                       expected)
     assert _blob_sha256(lab, storage_path) == summary["sha256"]
+    stored = _blob_service(lab).get_blob_client(BLOB_CONTAINER, _blob_name(storage_path)).get_blob_properties()
+    assert stored.metadata["sha256"] == summary["sha256"], "the SHA-256 of the bytes sent is the blob's metadata"
     assert not Path(summary["filePaths"][0]).exists(), "the spooled copy is removed once the blob is verified"
 
     assert summary["protocols"] == {"UDP": 10}

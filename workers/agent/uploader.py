@@ -3,10 +3,11 @@ agent holds no account key and can neither read nor list), then say where it is.
 
 Integrity: every block is sent with its MD5 (validate_content), which the storage service
 checks before it accepts the block, and the block list is committed only when every block
-was accepted; the capture's SHA-256, computed from the file the agent wrote (read once more
-just before it is sent, unless the request carries it), is stored as the blob's metadata for
-anyone to check the whole. A re-sent upload overwrites the same
-blob with the same content.
+was accepted; the capture's SHA-256 is stored as the blob's metadata for anyone to check
+the whole. When the request carries it (a continuous capture's file, hashed as it closed) it
+goes with the upload; otherwise it is computed from the very bytes sent, as the SDK reads
+them (one pass over the file, the hashing beside the blocks in flight), and set once they
+are committed. A re-sent upload overwrites the same blob with the same content.
 
 Transient storage errors (timeouts, connection failures, 408, 429, 5xx, blocks or a
 container the service lost) are retried with exponential backoff until the retry window
@@ -20,7 +21,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any, BinaryIO, cast
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -56,11 +57,31 @@ class UploadFailed(StorageFailure):
         super().__init__(f"upload of {blob} failed, {kind}: {reason}")
 
 
-def _upload_once(url: str, path: Path, sha256: str) -> str:
+class HashingReader:
+    """The file as a stream read front to back, hashing what is read. It cannot seek, so the
+    SDK reads it in order (one block at a time, its workers sending the blocks read so far)."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        self.digest.update(data)
+        return data
+
+
+def _upload_once(url: str, path: Path, sha256: str | None) -> str:
     blob = BlobClient.from_blob_url(url, **CLIENT_OPTIONS)
+    options: dict[str, Any] = dict(length=path.stat().st_size, overwrite=True, validate_content=True,
+                                   max_concurrency=UPLOAD_CONCURRENCY)
     with path.open("rb") as data:
-        blob.upload_blob(data, length=path.stat().st_size, overwrite=True, metadata={"sha256": sha256},
-                         validate_content=True, max_concurrency=UPLOAD_CONCURRENCY)
+        if sha256 is not None:
+            blob.upload_blob(data, metadata={"sha256": sha256}, **options)
+        else:
+            reader = HashingReader(data)
+            blob.upload_blob(cast(IO[bytes], reader), **options)
+            blob.set_blob_metadata({"sha256": reader.digest.hexdigest()})
     return url.split("?", 1)[0]
 
 
@@ -93,14 +114,8 @@ def upload_capture(request: UploadRequest, sleep: Callable[[float], None] = time
     name = unquote(urlparse(request.upload.url).path).lstrip("/")
     retrying = backoff(first=FIRST_DELAY, maximum=MAX_DELAY, within=request.upload.retry_seconds,
                        transient=is_transient, log=log, what=f"upload of {name}", sleep=sleep)
-    path = Path(request.local_path)
-    if request.sha256:
-        sha256 = request.sha256
-    else:  # the capture's own statistics pass reads it after Stopped: hash it here, once
-        with path.open("rb") as data:
-            sha256 = hashlib.file_digest(data, "sha256").hexdigest()
     try:
-        return retrying(_upload_once, request.upload.url, path, sha256)
+        return retrying(_upload_once, request.upload.url, Path(request.local_path), request.sha256 or None)
     except AzureError as exc:
         attempts = retrying.statistics.get("attempt_number", 1)
         raise UploadFailed(name, attempts, describe(exc), permanent=not is_transient(exc)) from None

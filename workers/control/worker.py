@@ -8,7 +8,6 @@ Agents hold no database credentials; this worker is the only writer of their new
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 import uuid
@@ -20,8 +19,8 @@ from prometheus_client import Counter, Histogram
 
 from shared.arm import PcError, PcStatus, format_arm_time
 from shared.broker import (
-    CONTROL_QUEUE, NOTIFY_QUEUE, Handler, agent_queue_name, durable_queue, make_celery, register_tasks, run_worker,
-    send,
+    CONTROL_QUEUE, NOTIFY_QUEUE, Handler, agent_queue_name, durable_queue, make_celery, node_name, register_tasks,
+    run_worker, send,
 )
 from shared.capture_files import file_uploaded, record_file
 from shared.errors import InvalidField
@@ -263,4 +262,4 @@ def run_control(broker_url: str, database_url: str, heartbeat_seconds: float, st
     threading.Thread(target=control.heartbeats.run_forever, name="heartbeats", daemon=True).start()
     threading.Thread(target=_sweep_forever, name="sweep", daemon=True,
                      args=(control, heartbeat_seconds, timedelta(seconds=start_deadline_seconds))).start()
-    run_worker(app, CONTROL_QUEUE, f"control@{socket.gethostname()}", concurrency)
+    run_worker(app, CONTROL_QUEUE, node_name("control"), concurrency)

@@ -14,7 +14,6 @@ import binascii
 import json
 import logging
 import secrets
-import socket
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -24,7 +23,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from standardwebhooks import Webhook as Signer
 
-from shared.broker import NOTIFY_QUEUE, Handler, durable_queue, make_celery, register_tasks, run_worker
+from shared.broker import NOTIFY_QUEUE, Handler, durable_queue, make_celery, node_name, register_tasks, run_worker
 from shared.config_files import load_model
 from shared.messages import Notification, TaskName
 from shared.probes import broker_state, serve_probes
@@ -156,4 +155,4 @@ def run_notifier(broker_url: str, config: NotifyConfig, probes: tuple[str, int],
 
     register_tasks(app, [Handler(TaskName.NOTIFY, notify)])
 
-    run_worker(app, NOTIFY_QUEUE, f"notify@{socket.gethostname()}", concurrency)
+    run_worker(app, NOTIFY_QUEUE, node_name("notify"), concurrency)
