@@ -26,7 +26,7 @@ REQUEST_SECONDS = Histogram(
     "packetwatch_http_request_duration_seconds", "API requests by API (arm, alerts, agents, other), route and status",
     ["api", "method", "route", "status"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 CAPTURES_CREATED = Counter("packetwatch_captures_created_total", "Captures created, by who asked (api, console, "
-                                                                 "cli, alert)", ["source"])
+                                                                 "cli, alert, queue)", ["source"])
 ALERTS = Counter("packetwatch_alerts_total", "Alert notices by payload format and what came of them (started, "
                                              "deduplicated, stopped, skipped, refused)", ["format", "outcome"])
 CLIENT_HEADER = "x-packetwatch-client"

@@ -98,6 +98,7 @@ def show_events(subscription: str | None = None, vm: str | None = None, resource
                 count: int = 0, timeout: float = 0, broker_url: str | None = None) -> None:
     """Print the lifecycle events that match, one CloudEvent (structured JSON) a line, until
     `count` have come or `timeout` seconds pass (0: until interrupted)."""
+    subscription = subscription or os.environ.get("PACKETWATCH_SUBSCRIPTION")  # none: every subscription's
     capture = None
     if capture_name is not None:
         if not resource_group_name:

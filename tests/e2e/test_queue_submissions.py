@@ -5,6 +5,7 @@ submitted on the queue runs on a netns VM and its lifecycle events follow it."""
 
 import collections
 import json
+import re
 import secrets
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from celery import Celery
 from kombu import Connection, Queue
@@ -130,6 +132,9 @@ def test_a_raw_amqp_submission_is_answered_runs_on_the_vm_and_its_events_follow_
         assert message.headers["ce-vm"] == vm.vm.key and message.headers["ce-subject"] == capture.arm_id
     stopped = json.loads(seen[-1].body)
     assert stopped["packetCaptureStatus"] == "Stopped" and stopped["packetWatchSummary"]["packets"] == 5
+    metrics = httpx.get(f"{lab.stack.api_url}/metrics", timeout=10).text
+    assert re.search(r'^packetwatch_captures_created_total\{source="queue"\} [1-9]', metrics, re.M)
+    assert re.search(r'^packetwatch_queue_submissions_total\{outcome="created"\} [1-9]', metrics, re.M)
 
 
 def test_a_celery_client_submits_with_send_task_and_gets_the_answer_from_its_result(lab):
