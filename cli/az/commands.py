@@ -20,8 +20,8 @@ from cli.az.shapes import EXTENSION, vm_extension
 from cli.capture_body import CaptureFlags, CliError
 from shared.api_views import AgentView, NetworkWatcher
 from shared.arm import (
-    DEFAULT_TOTAL_BYTES_PER_SESSION, MAX_TIME_LIMIT_SECONDS, PacketCaptureQueryStatusResult, PacketCaptureResult,
-    PcStatus,
+    DEFAULT_TOTAL_BYTES_PER_SESSION, MAX_TIME_LIMIT_SECONDS, PacketCaptureParameters, PacketCaptureQueryStatusResult,
+    PacketCaptureResult, PcStatus,
 )
 from shared.resource_ids import CaptureId, ScaleSetId, VirtualMachineId
 
@@ -69,18 +69,26 @@ def _location_of(connection: Connection, target: str) -> str:
     raise CLIError(f"cannot tell the region of {target}: no agent of it reports one; give --location")
 
 
-def capture_flags(subscription: str, resource_group_name: str, vm: str | None, target: str | None,
-                  storage_account: str | None, **flags: Any) -> CaptureFlags:
-    """az create's flags, the target (a name in -g, or an ID) and the storage account resolved."""
+# az create's flags as its operations name them (create_packet_capture, queue submit's).
+CREATE_FLAGS = ("vm", "target", "target_type", "storage_account", "storage_path", "file_path", "local_path",
+                "capture_size", "capture_limit", "time_limit", "filters", "include", "exclude", "continuous_capture",
+                "capture_settings", "look_back_seconds")
+
+
+def create_parameters(subscription: str, resource_group_name: str, given: dict[str, Any]) -> PacketCaptureParameters:
+    """The PUT's parameters from az create's flags in `given` (an operation's arguments): the
+    target (a name in -g, or an ID) and the storage account resolved."""
+    flags = {name: given[name] for name in CREATE_FLAGS}
+    vm, target, storage_account = flags.pop("vm"), flags.pop("target"), flags.pop("storage_account")
     named = target or vm
     if not named:
         raise CliError("give --vm (or --target): the VM, or with --target-type AzureVMSS the scale set")
-    kind = ScaleSetId if flags.get("target_type") == "AzureVMSS" else VirtualMachineId
+    kind = ScaleSetId if flags["target_type"] == "AzureVMSS" else VirtualMachineId
     target_id = _id_of(kind, named, subscription, resource_group_name, "--target" if target else "--vm")
-    if not (storage_account or flags.get("storage_path") or flags.get("file_path") or flags.get("local_path")):
+    if not (storage_account or flags["storage_path"] or flags["file_path"] or flags["local_path"]):
         raise CliError("give --storage-account, --file-path (or --local-path with --continuous-capture)")
     account = _id_of_account(storage_account, subscription, resource_group_name) if storage_account else None
-    return CaptureFlags(target=target_id, storage_account=account, **flags)
+    return CaptureFlags(target=target_id, storage_account=account, **flags).parameters()
 
 
 def create_packet_capture(resource_group_name: str, capture_name: str, vm: str | None = None,
@@ -95,12 +103,7 @@ def create_packet_capture(resource_group_name: str, capture_name: str, vm: str |
                           watcher: str | None = None, subscription: str | None = None, api: str | None = None,
                           token: str | None = None) -> PacketCaptureResult:
     connection = Connection.open(subscription, api, token)
-    parameters = capture_flags(
-        connection.subscription, resource_group_name, vm=vm, target=target, target_type=target_type,
-        storage_account=storage_account, storage_path=storage_path, file_path=file_path, local_path=local_path,
-        capture_size=capture_size, capture_limit=capture_limit, time_limit=time_limit, filters=filters,
-        include=include, exclude=exclude, continuous_capture=continuous_capture, capture_settings=capture_settings,
-        look_back_seconds=look_back_seconds).parameters()
+    parameters = create_parameters(connection.subscription, resource_group_name, locals())
     if watcher is None and location is None:
         location = _location_of(connection, parameters.target)
     capture = _capture(connection, capture_name, location, resource_group_name, watcher)

@@ -26,6 +26,14 @@ class MissingSetting(CliError):
                                       f"give {self.flag} or set {self.env}")
 
 
+def subscription_of(given: str | None) -> str:
+    """--subscription, else PACKETWATCH_SUBSCRIPTION; MissingSetting without either."""
+    subscription = given or os.environ.get("PACKETWATCH_SUBSCRIPTION")
+    if not subscription:
+        raise MissingSetting("subscription", "--subscription", "PACKETWATCH_SUBSCRIPTION")
+    return subscription
+
+
 @dataclass(frozen=True)
 class Connection:
     client: ArmClient
@@ -37,7 +45,5 @@ class Connection:
         token = token or os.environ.get("PACKETWATCH_TOKEN")
         if not token:
             raise MissingSetting("API token", "--token", "PACKETWATCH_TOKEN", "packetwatch token create makes one")
-        subscription = subscription or os.environ.get("PACKETWATCH_SUBSCRIPTION") or ""
-        if needs_subscription and not subscription:
-            raise MissingSetting("subscription", "--subscription", "PACKETWATCH_SUBSCRIPTION")
-        return cls(ArmClient(api or os.environ.get("PACKETWATCH_API_URL", DEFAULT_API), token), subscription)
+        chosen = subscription_of(subscription) if needs_subscription else ""
+        return cls(ArmClient(api or os.environ.get("PACKETWATCH_API_URL", DEFAULT_API), token), chosen)

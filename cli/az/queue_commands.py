@@ -16,7 +16,8 @@ from typing import Any
 from kombu import Connection, Queue
 
 from cli.arm_client import ApiError
-from cli.az.commands import capture_flags
+from cli.az.commands import create_parameters
+from cli.az.connection import subscription_of
 from cli.capture_body import CliError
 from shared.arm import DEFAULT_TOTAL_BYTES_PER_SESSION, MAX_TIME_LIMIT_SECONDS
 from shared.config import Settings
@@ -28,13 +29,6 @@ from shared.submissions import CONTRACT, SUBMIT_EXCHANGE, SUBMIT_ROUTING_KEY
 def _broker(broker_url: str | None) -> Connection:
     return Connection(broker_url or Settings().broker_url, connect_timeout=10,
                       transport_options={"confirm_publish": True})
-
-
-def _subscription(subscription: str | None) -> str:
-    chosen = subscription or os.environ.get("PACKETWATCH_SUBSCRIPTION")
-    if not chosen:
-        raise CliError("--subscription is required (or set PACKETWATCH_SUBSCRIPTION)")
-    return chosen
 
 
 def submit_packet_capture(resource_group_name: str, capture_name: str, vm: str | None = None,
@@ -50,13 +44,8 @@ def submit_packet_capture(resource_group_name: str, capture_name: str, vm: str |
                           broker_url: str | None = None, message_id: str | None = None,
                           timeout: float = 30.0) -> dict[str, Any]:
     """Put a capture request on the intake and print the capture as the answer holds it."""
-    sub = _subscription(subscription)
-    parameters = capture_flags(
-        sub, resource_group_name, vm=vm, target=target, target_type=target_type, storage_account=storage_account,
-        storage_path=storage_path, file_path=file_path, local_path=local_path, capture_size=capture_size,
-        capture_limit=capture_limit, time_limit=time_limit, filters=filters, include=include, exclude=exclude,
-        continuous_capture=continuous_capture, capture_settings=capture_settings,
-        look_back_seconds=look_back_seconds).parameters()
+    sub = subscription_of(subscription)
+    parameters = create_parameters(sub, resource_group_name, locals())
     capture = CaptureId(sub, resource_group_name, watcher, capture_name)
     body = json.dumps({"id": capture.arm_id, "properties": parameters.to_arm()}).encode()
     token = token or os.environ.get("PACKETWATCH_TOKEN")
@@ -103,7 +92,7 @@ def show_events(subscription: str | None = None, vm: str | None = None, resource
     if capture_name is not None:
         if not resource_group_name:
             raise CliError("-n names a capture of the watcher in -g: give --resource-group/-g")
-        capture = CaptureId(_subscription(subscription), resource_group_name, watcher, capture_name).arm_id
+        capture = CaptureId(subscription_of(subscription), resource_group_name, watcher, capture_name).arm_id
     shown = 0
     deadline = time.monotonic() + timeout if timeout else None
     with _broker(broker_url) as connection:
