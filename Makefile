@@ -29,8 +29,10 @@ system-packages:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The broker, with its HTTP API (the management plugin), where agents' broker users are enrolled.
 broker:
 	@rabbitmqctl -q status >/dev/null 2>&1 || (rabbitmq-server -detached && rabbitmqctl await_startup)
+	@rabbitmq-plugins -q is_enabled rabbitmq_management >/dev/null 2>&1 || rabbitmq-plugins -q enable rabbitmq_management
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -24,9 +24,10 @@ from pathlib import Path
 from kombu import Connection, Consumer
 
 from bench.registry_list import database
-from lab.stack import Stack, free_port, temporary_vhost
+from lab.stack import Stack, free_port, relay_user, temporary_vhost
 from shared.arm import PacketCaptureParameters, PcStatus, StopReason
 from shared.broker import CONTROL_QUEUE, durable_queue, make_celery
+from shared.broker_identity import agent_user
 from shared.messages import Heartbeat, StatusEvent, TaskName
 from shared.registry import Registry
 from shared.registry_schema import agents, captures
@@ -40,34 +41,37 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def messages(vms: list[VirtualMachineId], rounds: int, captured: list[CaptureId],
-             runs: dict[str, str]) -> list[tuple[str, dict]]:
-    """What the fleet sends: `rounds` heartbeats from each VM, and Running then Stopped for each
-    capture, interleaved with them."""
-    sent: list[tuple[str, dict]] = []
+def messages(vms: list[VirtualMachineId], rounds: int, captured: list[tuple[CaptureId, VirtualMachineId]],
+             runs: dict[str, str]) -> list[tuple[str, dict, str]]:
+    """What the fleet sends, each with its agent's broker user: `rounds` heartbeats from each
+    VM, and Running then Stopped for each capture, interleaved with them."""
+    sent: list[tuple[str, dict, str]] = []
     for round_ in range(rounds):
         for vm in vms:
             beat = Heartbeat(vm_id=vm.arm_id, version=VERSION, hostname=vm.name, interface="sim0",
                              reported_at=_now(), location="westeurope")
-            sent.append((TaskName.HEARTBEAT.value, beat.model_dump(mode="json")))
+            sent.append((TaskName.HEARTBEAT.value, beat.model_dump(mode="json"), agent_user(vm)))
         if round_ < 2:
-            for capture in captured:
+            for capture, vm in captured:
                 status = PcStatus.RUNNING if round_ == 0 else PcStatus.STOPPED
                 event = StatusEvent(capture_id=capture.arm_id, run_id=runs[capture.key], status=status,
                                     reported_at=_now(), capture_start_time=_now(),
                                     stop_reason=StopReason.MANUALLY_STOPPED if round_ else None)
-                sent.append((TaskName.STATUS.value, event.model_dump(mode="json")))
+                sent.append((TaskName.STATUS.value, event.model_dump(mode="json"), agent_user(vm)))
     return sent
 
 
-def prefill(broker_url: str, sent: list[tuple[str, dict]]) -> None:
-    app = make_celery("packetwatch-bench-fleet", broker_url)
-    app.conf.broker_transport_options = {}  # the pre-fill itself need not wait for each confirm
-    app.conf.task_send_sent_event = False
-    with app.producer_or_acquire() as producer:
-        for task, payload in sent:
-            app.send_task(task, args=[payload], queue=durable_queue(CONTROL_QUEUE), routing_key=CONTROL_QUEUE,
-                          producer=producer)
+def prefill(broker_url: str, sent: list[tuple[str, dict, str]]) -> None:
+    """Publish as the agents would (a relay the broker lets stamp each message with its VM's
+    agent user), so the control worker checks every sender as it does a real fleet's."""
+    with relay_user(broker_url) as relay:
+        app = make_celery("packetwatch-bench-fleet", relay)
+        app.conf.broker_transport_options = {}  # the pre-fill itself need not wait for each confirm
+        app.conf.task_send_sent_event = False
+        with app.producer_or_acquire() as producer:
+            for task, payload, sender in sent:
+                app.send_task(task, args=[payload], queue=durable_queue(CONTROL_QUEUE), routing_key=CONTROL_QUEUE,
+                              producer=producer, user_id=sender)
 
 
 def queue_state(broker_url: str) -> tuple[int, int]:
@@ -107,7 +111,7 @@ def one_run(kind: str, workers: int, agent_count: int, rounds: int, workdir: Pat
             _now(), PcStatus.NOT_STARTED) for n, capture in enumerate(captured)])
         with registry.engine.connect() as conn:
             runs = dict(conn.execute(captures.select().with_only_columns(captures.c.key, captures.c.run_id)).all())
-        sent = messages(vms, rounds, captured, runs)
+        sent = messages(vms, rounds, [(capture, vms[n * 10]) for n, capture in enumerate(captured)], runs)
         prefill(broker_url, sent)
         plain = plain_consumer(broker_url, len(sent))  # the reference takes this copy
         prefill(broker_url, sent)
@@ -166,7 +170,8 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"control throughput: {args.agents:,} simulated agents, {args.rounds} heartbeats each plus Running and "
           f"Stopped for {args.agents // 10:,} captures, pre-filled; messages/s until all applied, median (min-max), "
-          f"{args.runs} runs; reference: a plain kombu consumer taking the same messages")
+          f"{args.runs} runs; each stamped with its VM's agent user and its sender checked, as from a real fleet; "
+          "reference: a plain kombu consumer taking the same messages")
     for setup, runs in results.items():
         kind, workers = setup.split(":")
         control = [run["control"] for run in runs]

@@ -17,6 +17,7 @@ from shared.bpf import MAX_SNAPLEN
 from shared.broker import agent_queue_name
 from shared.filters import parse_filters
 from shared.resource_ids import VirtualMachineId
+from workers.agent.config import STATE_FOLDER
 from workers.capture.look_back import LookBackSettings
 
 DEFAULT_SPOOL_BYTES = 256 * 1024 * 1024
@@ -73,7 +74,7 @@ def look_back_settings(args: argparse.Namespace, capture_dir: Path, vm: VirtualM
     if not args.look_back_seconds:
         return None
     folder = Path(args.look_back_dir) if args.look_back_dir else \
-        capture_dir / ".agent" / agent_queue_name(vm) / "look-back"
+        capture_dir / STATE_FOLDER / agent_queue_name(vm) / "look-back"
     return LookBackSettings(seconds=args.look_back_seconds, spool_bytes=args.look_back_bytes,
                             snaplen=args.look_back_snaplen, folder=folder)
 

@@ -7,6 +7,7 @@ import gc
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -17,6 +18,9 @@ from shared.config import Settings
 from shared.errors import InvalidField, PacketWatchError
 from shared.logs import configure_logging
 from shared.resource_ids import VirtualMachineId
+
+if TYPE_CHECKING:
+    from cli.agent_enroll import BrokerAdmin
 
 
 AGENT_METRICS_PORT, CONTROL_METRICS_PORT, NOTIFY_METRICS_PORT = 9810, 9811, 9812
@@ -123,6 +127,30 @@ def _agent_uninstall(args: argparse.Namespace, settings: Settings) -> int:
                          config_dir=Path(args.config_dir), unit_dir=Path(args.unit_dir), user=args.user)
     for line in setup.uninstall():
         print(line)
+    return 0
+
+
+def _broker_admin(args: argparse.Namespace, settings: Settings) -> "BrokerAdmin":
+    from cli.agent_enroll import BrokerAdmin
+
+    return BrokerAdmin(args.broker_url or settings.broker_url, args.management_url or settings.broker_management_url)
+
+
+def _agent_enroll(args: argparse.Namespace, settings: Settings) -> int:
+    vm = VirtualMachineId.parse(args.vm, "--vm")
+    with _broker_admin(args, settings) as admin:
+        enrolled = admin.enroll(vm)
+    print(f"enrolled {vm.arm_id}: broker user {enrolled.user}, on its own queue only", file=sys.stderr)
+    print(enrolled.broker_url)
+    return 0
+
+
+def _agent_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    vm = VirtualMachineId.parse(args.vm, "--vm")
+    with _broker_admin(args, settings) as admin:
+        existed = admin.revoke(vm)
+    print(f"{vm.arm_id}: its agent's broker user " + ("deleted, its connections closed" if existed
+                                                      else "did not exist"))
     return 0
 
 
@@ -260,6 +288,18 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--unit-dir", default="/etc/systemd/system", help="where the unit goes")
     install.set_defaults(handler=_agent_install)
     removed.set_defaults(handler=_agent_uninstall)
+    enroll = agent.add_parser("enroll", help="give one VM's agent a broker user of its own (run by a broker "
+                                             "administrator); prints the agent's broker URL, for `agent install`")
+    revoke = agent.add_parser("revoke", help="delete one VM's agent broker user and close its connections")
+    for command in (enroll, revoke):
+        command.add_argument("--vm", required=True, help="the VM's (or scale set instance's) resource ID")
+        command.add_argument("--broker-url", help="the broker as an administrator reaches it "
+                                                  "(default: PACKETWATCH_BROKER_URL)")
+        command.add_argument("--management-url", help="RabbitMQ's HTTP API, e.g. https://admin:pass@rabbit:15671 "
+                                                      "(default: PACKETWATCH_BROKER_MANAGEMENT_URL, else the "
+                                                      "broker's host on port 15672 as the broker URL's user)")
+    enroll.set_defaults(handler=_agent_enroll)
+    revoke.set_defaults(handler=_agent_revoke)
 
     db = commands.add_parser("db", help="the registry database").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="bring the registry's schema to this release's (PACKETWATCH_DATABASE_URL); "

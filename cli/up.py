@@ -25,6 +25,7 @@ import httpx
 from sqlalchemy import create_engine
 
 from cli.supervisor import Child, free_port, stop_in_stages
+from cli.agent_enroll import BrokerAdmin
 from cli.agent_install import default_route_interface
 from cli.azurite import ACCOUNT, STOP_GRACE_SECONDS, Azurite
 from shared.access import Role, create_token, load_access_config
@@ -133,13 +134,15 @@ class Up:
         self.spawn_worker("control", "control", env, "control", "run", port=PROBE_PORTS["control"])
         self.spawn_worker("notify", "notify", env, "notify", "run", port=PROBE_PORTS["notify"])
         agent_env = {key: value for key, value in env.items() if key not in CONTROL_SIDE_ONLY}
-        self.spawn_worker("agent", "agent", agent_env, "agent", "run", "--vm", self.vm.arm_id, "--interface",
+        self.spawn_worker("agent", "agent", self.enrolled(agent_env, self.vm), "agent", "run", "--vm", self.vm.arm_id,
+                          "--interface",
                           self.interface, "--capture-dir", str(self.path("captures")), "--location", self.location,
                           port=PROBE_PORTS["agent"])
         if self.lab_vms:
             self.tour = open_tour(self.lab_vms)
             for number, vm in enumerate(self.tour.vms):
-                self.spawn_worker(f"agent-{vm.vm.name}", "agent", agent_env, "agent", "run", "--vm", vm.vm.arm_id,
+                self.spawn_worker(f"agent-{vm.vm.name}", "agent", self.enrolled(agent_env, vm.vm), "agent", "run",
+                                  "--vm", vm.vm.arm_id,
                                   "--interface", vm.vm_if, "--netns", vm.netns, "--capture-dir",
                                   str(self.path("captures") / vm.vm.name), "--location", self.location,
                                   port=LAB_PROBE_PORTS + number)
@@ -147,6 +150,11 @@ class Up:
         if self.tour is not None:
             self.tour.traffic.start()
         return token
+
+    def enrolled(self, agent_env: dict[str, str], vm: VirtualMachineId) -> dict[str, str]:
+        """An agent's environment with a broker user of its own (`packetwatch agent enroll`)."""
+        with BrokerAdmin(self.broker_url) as admin:
+            return {**agent_env, "PACKETWATCH_BROKER_URL": admin.enroll(vm).broker_url}
 
     def audit_storage(self) -> None:
         """Blobs the registry says are stored but Azurite no longer has (it was killed before it

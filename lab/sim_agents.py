@@ -16,9 +16,10 @@ from pathlib import Path
 
 from kombu import Connection, Consumer, Message
 
-from lab.stack import Stack, temporary_vhost
+from lab.stack import Stack, relay_user, temporary_vhost
 from shared.registry import Registry
 from shared.broker import CONTROL_QUEUE, agent_queue_name, durable_queue, make_celery, publish
+from shared.broker_identity import agent_user
 from shared.messages import CaptureRequest, Heartbeat, StatusEvent, StopRequest, TaskName
 from shared.arm import PcStatus, StopReason
 from shared.resource_ids import VirtualMachineId
@@ -35,6 +36,7 @@ class SimulatedAgents:
         self.vms = vms
         self.heartbeat_seconds = heartbeat_seconds
         self.running: dict[str, set[str]] = {vm.key: set() for vm in vms}  # VM -> run IDs
+        self.by_queue = {agent_queue_name(vm): vm for vm in vms}
         self.app = make_celery("packetwatch-sim-agents", broker_url)
         self.stopping = threading.Event()
         self.ready = threading.Event()
@@ -52,7 +54,8 @@ class SimulatedAgents:
         for vm in self.vms:
             beat = Heartbeat(vm_id=vm.arm_id, version=VERSION, hostname=socket.gethostname(), interface="sim0",
                              reported_at=_now(), running=sorted(self.running[vm.key]))
-            publish(self.app, TaskName.HEARTBEAT.value, beat.model_dump(mode="json"), CONTROL_QUEUE)
+            publish(self.app, TaskName.HEARTBEAT.value, beat.model_dump(mode="json"), CONTROL_QUEUE,
+                    user_id=agent_user(vm))
 
     def _beat_loop(self) -> None:
         while not self.stopping.wait(self.heartbeat_seconds):
@@ -76,9 +79,10 @@ class SimulatedAgents:
     def _on_message(self, body: object, message: Message) -> None:
         task = message.headers.get("task")
         payload = body[0][0]  # Celery's message protocol 2: (args, kwargs, embed)
+        vm = self.by_queue[message.delivery_info["routing_key"]]
         if task == TaskName.CAPTURE.value:
             request = CaptureRequest.model_validate(payload)
-            self.running[VirtualMachineId.parse(request.target).key].add(request.run_id)
+            self.running[vm.key].add(request.run_id)
             event = StatusEvent(capture_id=request.capture_id, run_id=request.run_id, status=PcStatus.RUNNING,
                                 reported_at=_now(), capture_start_time=_now())
         elif task == TaskName.STOP.value:
@@ -90,7 +94,7 @@ class SimulatedAgents:
         else:
             message.ack()
             return
-        publish(self.app, TaskName.STATUS.value, event.model_dump(mode="json"), CONTROL_QUEUE)
+        publish(self.app, TaskName.STATUS.value, event.model_dump(mode="json"), CONTROL_QUEUE, user_id=agent_user(vm))
         message.ack()
 
 
@@ -103,7 +107,7 @@ def simulated_fleet(vms: list[VirtualMachineId], workdir: Path, timeout: float =
         try:
             stack.start_api()
             registry = Registry.from_url(stack.database_url)
-            with SimulatedAgents(broker_url, vms):
+            with relay_user(broker_url) as relay, SimulatedAgents(relay, vms):
                 deadline = time.monotonic() + timeout
                 while len(registry.list_agents()) < len(vms):
                     if time.monotonic() > deadline:

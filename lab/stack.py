@@ -19,11 +19,15 @@ from collections.abc import Iterator, Mapping
 
 import httpx
 
+from kombu import Connection
+
+from cli.agent_enroll import BrokerAdmin, with_user
 from cli.supervisor import Child, free_port
 from lab.vms import LabVm
 from shared.access import hash_token, new_token
 from shared.broker import agent_queue_name, has_consumer
 from shared.config import CONTROL_SIDE_ONLY
+from shared.resource_ids import VirtualMachineId
 
 log = logging.getLogger("packetwatch.lab")
 START_TIMEOUT = 60.0
@@ -55,6 +59,22 @@ def temporary_vhost(base_url: str = "amqp://guest:guest@127.0.0.1:5672") -> Iter
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True, timeout=60)
 
 
+@contextmanager
+def relay_user(broker_url: str) -> Iterator[str]:
+    """A broker user that may publish as any agent (RabbitMQ's `impersonator` tag: its
+    `user_id` is not checked against its own name), for simulated fleets that speak for
+    thousands of VMs on one connection; removed afterwards. Returns its broker URL."""
+    name, password = f"packetwatch-relay-{secrets.token_hex(4)}", secrets.token_hex(16)
+    vhost = str(Connection(broker_url).info()["virtual_host"])
+    for command in (["add_user", name, password], ["set_user_tags", name, "impersonator"],
+                    ["set_permissions", "-p", vhost, name, ".*", ".*", ".*"]):
+        subprocess.run(["rabbitmqctl", "-q", *command], check=True, capture_output=True, timeout=60)
+    try:
+        yield with_user(broker_url, name, password)
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_user", name], capture_output=True, timeout=60)
+
+
 @dataclass
 class Stack:
     broker_url: str
@@ -68,6 +88,7 @@ class Stack:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     metrics_ports: dict[str, int] = field(default_factory=dict)  # process name -> its /metrics port
     token: str = field(default_factory=new_token)
+    agent_urls: dict[str, str] = field(default_factory=dict)  # VM key -> its agent's own broker URL
 
     def __post_init__(self) -> None:
         """One contributor token for every subscription, stored hashed as in production, and a
@@ -120,12 +141,23 @@ class Stack:
         raise TimeoutError(f"{name} did not answer within {START_TIMEOUT}s; see {self.workdir}/{name}.log")
 
     def start_agent(self, vm: LabVm, *options: str) -> None:
-        """An agent as on a real VM: no database, no storage account keys."""
+        """An agent as on a real VM: no database, no storage account keys, and a broker user
+        of its own, enrolled as `packetwatch agent enroll` does (once per VM)."""
         self.spawn(f"agent-{vm.netns}", "agent", "run", "--vm", vm.vm.arm_id, "--interface", vm.vm_if,
                    "--netns", vm.netns, "--capture-dir", str(self.capture_dir(vm)), *options,
-                   *self._metrics_port(f"agent-{vm.netns}"),
-                   env=dict.fromkeys(CONTROL_SIDE_ONLY))
+                   *self._metrics_port(f"agent-{vm.netns}"), env=self.agent_env(vm.vm))
         self.wait_for_consumer(agent_queue_name(vm.vm))
+
+    def agent_broker_url(self, vm: VirtualMachineId) -> str:
+        """The broker URL of `vm`'s agent: a user of its own, enrolled on first use."""
+        if vm.key not in self.agent_urls:
+            with BrokerAdmin(self.broker_url) as admin:
+                self.agent_urls[vm.key] = admin.enroll(vm).broker_url
+        return self.agent_urls[vm.key]
+
+    def agent_env(self, vm: VirtualMachineId) -> dict[str, str | None]:
+        """What an agent for `vm` runs with here: its own broker user, none of the control side's settings."""
+        return {**dict.fromkeys(CONTROL_SIDE_ONLY), "PACKETWATCH_BROKER_URL": self.agent_broker_url(vm)}
 
     def _metrics_port(self, name: str) -> tuple[str, str]:
         self.metrics_ports[name] = free_port()

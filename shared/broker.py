@@ -3,7 +3,6 @@ for durability (quorum queues, persistent messages, publisher confirms, late ack
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
@@ -14,28 +13,30 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.signals import worker_ready
-from kombu import Connection, Queue
+from kombu import Connection, Exchange, Queue
 from pydantic import BaseModel
 
+from shared.broker_identity import ORIGIN_HEADER, user_of, verified_sender
+from shared.broker_names import CONTROL_QUEUE, NOTIFY_QUEUE, agent_queue_name
 from shared.logs import stdout_into_log
 from shared.messages import TASK_PAYLOADS, TaskName, body_of, task_of
-from shared.resource_ids import VirtualMachineId
 
-CONTROL_QUEUE = "packetwatch.control"
-NOTIFY_QUEUE = "packetwatch.notify"
+__all__ = ["CONTROL_QUEUE", "NOTIFY_QUEUE", "agent_queue_name"]  # the queue names, importable from here too
+
 QUEUE_ARGUMENTS = {"x-queue-type": "quorum"}
 RETRY_SECONDS, RETRIES = 0.5, 60  # a message that cannot be applied yet: tried for half a minute
 log = logging.getLogger("packetwatch.broker")
 
 
-def agent_queue_name(vm: VirtualMachineId) -> str:
-    """One durable queue per VM; the digest keeps distinct VMs apart whatever their names."""
-    digest = hashlib.sha256(vm.key.encode()).hexdigest()[:12]
-    return f"packetwatch.agent.{vm.computer_name.lower()}.{digest}"
-
-
 def durable_queue(name: str) -> Queue:
     return Queue(name, routing_key=name, durable=True, queue_arguments=QUEUE_ARGUMENTS)
+
+
+def bound_queue(name: str, exchange: str, kind: str, passive: bool = False) -> Queue:
+    """A durable queue also bound to `exchange` under its own name; `passive`: the exchange is
+    only checked for, never declared (an agent may not configure it)."""
+    return Queue(name, Exchange(exchange, kind, durable=True, passive=passive), routing_key=name, durable=True,
+                 queue_arguments=QUEUE_ARGUMENTS)
 
 
 def make_celery(name: str, broker_url: str) -> Celery:
@@ -98,14 +99,22 @@ def node_name(role: str) -> str:
     return f"{role}@{socket.gethostname()}-{os.getpid()}"
 
 
-def publish(app: Celery, task: str, payload: dict, queue: str) -> None:
-    """Send one task message to a durable queue, waiting for the broker's confirm."""
-    app.send_task(task, args=[payload], queue=durable_queue(queue), routing_key=queue)
+def publish(app: Celery, task: str, payload: dict, queue: str, via: str | None = None,
+            user_id: str | None = None) -> None:
+    """Send one task message to a durable queue, waiting for the broker's confirm, stamped with
+    this process's broker user (or `user_id`, for a relay the broker lets impersonate). `via`
+    an exchange that routes to the queue by its name: nothing is declared, so a publisher
+    that may not configure the queue (an agent) can still send to it."""
+    stamp = user_id or user_of(app.conf.broker_url)
+    if via is None:
+        app.send_task(task, args=[payload], queue=durable_queue(queue), routing_key=queue, user_id=stamp)
+    else:
+        app.send_task(task, args=[payload], exchange=via, routing_key=queue, declare=[], user_id=stamp)
 
 
-def send(app: Celery, message: BaseModel, queue: str) -> None:
+def send(app: Celery, message: BaseModel, queue: str, via: str | None = None) -> None:
     """Send a payload model as its task (TASK_PAYLOADS), waiting for the broker's confirm."""
-    publish(app, task_of(message).value, body_of(message), queue)
+    publish(app, task_of(message).value, body_of(message), queue, via)
 
 
 @dataclass(frozen=True)
@@ -118,19 +127,34 @@ class Handler:
     # in another thread's hands): it is tried again shortly, for up to half a minute.
     until_applied: bool = False
     events: bool = True  # task events for Flower; off for the control queue's heartbeats
+    # Who may send it: given the payload and its sender as the broker vouches for it (None when
+    # nobody does), False drops the message. None: whoever the broker lets publish to the queue.
+    may_send: Callable[[Any, str | None], bool] | None = None
+
+
+def sender_of(task: Task, own_user: str) -> str | None:
+    """The verified sender of the message `task` runs (see shared/broker_identity.py)."""
+    properties = task.request.properties or {}
+    return verified_sender(properties.get("user_id"), (task.request.headers or {}).get(ORIGIN_HEADER), own_user)
 
 
 def register_tasks(app: Celery, handlers: list[Handler], count: Callable[[TaskName], None] | None = None) -> None:
     """Register each handler as its task: the payload validated against the task's model
-    (TASK_PAYLOADS), counted, then applied."""
+    (TASK_PAYLOADS), counted, its sender checked (Handler.may_send), then applied."""
+    own_user = user_of(app.conf.broker_url)
     for handler in handlers:
         model = TASK_PAYLOADS[handler.task]
 
         def run(task: Task, payload: dict, handler: Handler = handler, model: type[BaseModel] = model) -> None:
             if count is not None:
                 count(handler.task)
-            if handler.apply(model.model_validate(payload)) is False and handler.until_applied:
-                raise task.retry(countdown=RETRY_SECONDS)
+            message = model.model_validate(payload)
+            sender = sender_of(task, own_user)
+            if handler.may_send is not None and not handler.may_send(message, sender):
+                return
+            if handler.apply(message) is False and handler.until_applied:
+                # Sent again by this process: its own user_id, and the origin it verified.
+                raise task.retry(countdown=RETRY_SECONDS, user_id=own_user, headers={ORIGIN_HEADER: sender or ""})
 
         app.task(name=handler.task.value, bind=True, send_events=handler.events,
                  max_retries=RETRIES if handler.until_applied else 0)(run)

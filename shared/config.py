@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
 # Settings that only the control side (API, control worker) ever gets: an agent, on its VM,
 # has neither the registry, nor storage account keys, nor API tokens, nor function keys.
-CONTROL_SIDE_ONLY = ("PACKETWATCH_DATABASE_URL", "PACKETWATCH_STORAGE_CONFIG", "PACKETWATCH_ACCESS_CONFIG",
+CONTROL_SIDE_ONLY = ("PACKETWATCH_DATABASE_URL", "PACKETWATCH_BROKER_MANAGEMENT_URL", "PACKETWATCH_STORAGE_CONFIG", "PACKETWATCH_ACCESS_CONFIG",
                      "PACKETWATCH_ALERT_CONFIG", "PACKETWATCH_FUNCTION_KEYS")
 
 
@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PACKETWATCH_")
 
     broker_url: str = DEFAULT_BROKER_URL
+    # RabbitMQ's HTTP API (the management plugin), where `agent enroll` and `agent revoke` issue
+    # and withdraw agents' broker users; default: the broker's host, port 15672, the broker
+    # URL's user (who must be a broker administrator).
+    broker_management_url: str | None = None
     database_url: str = Field(default_factory=lambda: f"sqlite:///{state_dir() / 'registry.db'}")
     capture_root: str = "/var/captures"
     heartbeat_seconds: float = 10.0

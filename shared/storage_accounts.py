@@ -43,8 +43,9 @@ from shared.storage_layout import BLOB_CONTAINER
 # The API waits on storage for seconds, never for the SDK's retries (its first backoff is 15 s):
 # a container it cannot make now is made later, and the capture's upload waits for it.
 CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 0, "connection_timeout": 3, "read_timeout": 10}
-# How long an upload SAS outlives the upload's retry window: the upload itself, clock skew.
-SAS_MARGIN = timedelta(hours=1)
+# How long an upload SAS outlives the last moment its upload could still be going (the end of
+# its retry window): the clock skew between a VM and the storage service, nothing more.
+SAS_MARGIN = timedelta(minutes=5)
 DELEGATION_KEY_LIFETIME = timedelta(days=7) - timedelta(minutes=5)
 CLOCK_SKEW = timedelta(minutes=5)
 

@@ -43,7 +43,7 @@ def _agent_instead(lab, vm, capture_dir: Path, name: str):
     """The lab agent of `vm` replaced, for the test, by one writing into `capture_dir`."""
     lab.stack.stop(f"agent-{vm.netns}", signal.SIGTERM)
     process = lab.stack.spawn(name, "agent", "run", "--vm", vm.vm.arm_id, "--interface", vm.vm_if,
-                              "--netns", vm.netns, "--capture-dir", str(capture_dir))
+                              "--netns", vm.netns, "--capture-dir", str(capture_dir), env=lab.stack.agent_env(vm.vm))
     try:
         lab.stack.wait_for_consumer(agent_queue_name(vm.vm))
         yield process
@@ -165,7 +165,8 @@ def test_agents_sharing_a_host_never_touch_each_others_captures(lab):
 
     def start_twin() -> None:
         lab.stack.spawn(name, "agent", "run", "--vm", twin.vm.arm_id, "--interface", vm.vm_if,
-                        "--netns", vm.netns, "--capture-dir", str(lab.stack.capture_dir(vm)))
+                        "--netns", vm.netns, "--capture-dir", str(lab.stack.capture_dir(vm)),
+                        env=lab.stack.agent_env(twin.vm))
         lab.stack.wait_for_consumer(agent_queue_name(twin.vm))
 
     start_twin()
@@ -202,7 +203,8 @@ def test_an_agent_started_without_vm_learns_it_from_imds_and_captures_for_it(lab
     try:
         with imds(vm.vm.arm_id) as url:
             lab.stack.spawn(name, "agent", "run", "--interface", vm.vm_if, "--netns", vm.netns,
-                            "--capture-dir", str(lab.stack.capture_dir(vm)), env={"PACKETWATCH_IMDS_URL": url})
+                            "--capture-dir", str(lab.stack.capture_dir(vm)),
+                            env={**lab.stack.agent_env(vm.vm), "PACKETWATCH_IMDS_URL": url})
             lab.stack.wait_for_consumer(agent_queue_name(vm.vm))
         capture = _capture(vm, "imds")
         _create(lab, vm, capture, 7631)

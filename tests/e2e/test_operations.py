@@ -19,7 +19,6 @@ from lab.stack import STORAGE_ID
 from cli.supervisor import free_port
 from lab.traffic import inbound, send
 from shared.broker import make_celery
-from shared.config import CONTROL_SIDE_ONLY
 from shared.messages import TaskName
 from shared.resource_ids import CaptureId, VirtualMachineId
 from shared.version import VERSION
@@ -187,7 +186,7 @@ def test_task_events_reach_a_celery_event_receiver_as_flower_reads_them(lab):
 def test_an_agent_whose_interface_is_missing_lives_but_is_not_ready(lab, tmp_path):
     port = free_port()
     vm = VirtualMachineId(lab.vm1.vm.subscription, "ops-rg", f"noif-{secrets.token_hex(3)}")
-    env = {**lab.stack.env(), **dict.fromkeys(CONTROL_SIDE_ONLY)}
+    env = {**lab.stack.env(), **lab.stack.agent_env(vm)}
     agent = subprocess.Popen([sys.executable, "-m", "cli.main", "agent", "run", "--vm", vm.arm_id, "--interface",
                               "pwnone0", "--capture-dir", str(tmp_path), "--metrics-port", str(port)],
                              env={k: v for k, v in env.items() if v is not None}, stdout=subprocess.DEVNULL,

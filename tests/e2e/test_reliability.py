@@ -133,8 +133,8 @@ def test_the_agent_captures_as_a_non_root_user_with_only_cap_net_raw_and_no_data
     capture_dir.chmod(0o755)
     subprocess.run(["chown", f"{user}:", str(capture_dir)], check=True)
     name = f"agent-nonroot-{vm.netns}"
-    env = {k: v for k, v in lab.stack.env().items()
-           if k not in ("PACKETWATCH_DATABASE_URL", "PACKETWATCH_STORAGE_CONFIG", "PACKETWATCH_ALERT_CONFIG")}
+    merged = {**lab.stack.env(), **lab.stack.agent_env(vm.vm)}
+    env = {key: value for key, value in merged.items() if value is not None}
     env["HOME"] = str(capture_dir)
     lab.stack.stop(f"agent-{vm.netns}", signal.SIGTERM)
     log = (lab.stack.workdir / f"{name}.log").open("ab")

@@ -13,6 +13,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -22,6 +24,7 @@ from kombu import Connection
 
 from lab.stack import free_port, temporary_vhost, wait_for_consumer
 from shared.broker import CONTROL_QUEUE, NOTIFY_QUEUE, agent_queue_name
+from shared.broker_identity import AgentPermissions, agent_user
 from shared.resource_ids import VirtualMachineId
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,37 +58,67 @@ def test_every_file_it_names_exists():
     assert (ROOT / "Dockerfile").is_file()
 
 
-def test_rabbitmq_definitions_give_the_services_a_user_they_can_log_in_with():
-    definitions = json.loads((ROOT / "infra" / "rabbitmq" / "definitions.json").read_text())
-    urls = {str(s.get("environment", {}).get("PACKETWATCH_BROKER_URL")) for s in _services().values()} - {"None"}
-    users = {re.match(r"amqp://([^:]+):([^@]+)@", url).groups() for url in urls}
-    assert len(users) == 1 and "guest" not in dict(users)
-    [(user, password)] = users
-    with temporary_vhost() as broker_url:
-        vhost = broker_url.rsplit("/", 1)[1]
-        name = f"{user}-{secrets.token_hex(3)}"
-        local = json.loads(json.dumps(definitions).replace('"vhost": "/"', f'"vhost": "{vhost}"')
-                           .replace('"name": "/"', f'"name": "{vhost}"').replace(f'"{user}"', f'"{name}"'))
-        subprocess.run(["rabbitmqctl", "-q", "import_definitions", "--format", "json"], input=json.dumps(local),
-                       check=True, capture_output=True, text=True, timeout=120)
-        try:
-            deadline = time.monotonic() + 20  # the import is asynchronous
-            while True:
-                try:
-                    with Connection(f"amqp://{name}:{password}@127.0.0.1:5672/{vhost}", connect_timeout=5) as conn:
-                        conn.connect()
-                        assert conn.channel().queue_declare(CONTROL_QUEUE, passive=True)  # the definitions made it
-                    break
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
-        finally:
+DEFINITIONS = ROOT / "infra" / "rabbitmq" / "definitions.json"
+COMPOSE_VM = VirtualMachineId("00000000-0000-0000-0000-000000000000", "local", "docker-host")
+
+
+def _broker_users() -> dict[str, tuple[str, str]]:
+    """Each service's broker user and password, from its compose environment."""
+    return {name: re.match(r"amqp://([^:]+):([^@]+)@", str(s["environment"]["PACKETWATCH_BROKER_URL"])).groups()
+            for name, s in _services().items() if "PACKETWATCH_BROKER_URL" in s.get("environment", {})}
+
+
+@contextmanager
+def _definitions_in(vhost: str) -> Iterator[dict[str, str]]:
+    """RabbitMQ's definitions imported into `vhost`, each user under a name of this run's own
+    (users are the broker's, not the virtual host's); yields user -> the name it has here."""
+    definitions = json.loads(DEFINITIONS.read_text())
+    renamed = {user["name"]: f"{user['name']}-{secrets.token_hex(3)}" for user in definitions["users"]}
+    text = json.dumps(definitions).replace('"vhost": "/"', f'"vhost": "{vhost}"').replace(
+        '"name": "/"', f'"name": "{vhost}"')
+    for user, name in renamed.items():
+        text = text.replace(f'"{user}"', f'"{name}"')
+    subprocess.run(["rabbitmqctl", "-q", "import_definitions", "--format", "json"], input=text,
+                   check=True, capture_output=True, text=True, timeout=120)
+    try:
+        yield renamed
+    finally:
+        for name in renamed.values():
             subprocess.run(["rabbitmqctl", "-q", "delete_user", name], capture_output=True, timeout=60)
 
 
-def _local(value: str, broker_url: str, state: Path) -> str:
-    value = re.sub(r"amqp://[^@]+@(rabbitmq|127\.0\.0\.1):5672//", broker_url, value)
+def test_rabbitmq_definitions_give_each_service_a_user_of_its_own_with_only_what_it_needs():
+    definitions = json.loads(DEFINITIONS.read_text())
+    users = _broker_users()
+    assert set(users) == {"api", "control", "notify", "agent"}
+    assert len({user for user, _ in users.values()}) == 4 and "guest" not in dict(users.values())
+    assert users["agent"][0] == agent_user(COMPOSE_VM), "the compose agent logs in as its VM's own agent user"
+    permissions = {entry["user"]: entry for entry in definitions["permissions"]}
+    assert not [user for user, entry in permissions.items()
+                if ".*" in (entry["configure"], entry["write"], entry["read"])], "nobody is granted everything"
+    mine, topic = AgentPermissions.of(COMPOSE_VM).definitions("/")
+    assert permissions[users["agent"][0]] == mine and definitions["topic_permissions"] == [topic]
+    with temporary_vhost() as broker_url:
+        vhost = broker_url.rsplit("/", 1)[1]
+        with _definitions_in(vhost) as renamed:
+            deadline = time.monotonic() + 20  # the import is asynchronous
+            for service, (user, password) in users.items():
+                while True:
+                    try:
+                        with Connection(f"amqp://{renamed[user]}:{password}@127.0.0.1:5672/{vhost}",
+                                        connect_timeout=5) as conn:
+                            conn.connect()
+                            assert conn.channel().queue_declare(CONTROL_QUEUE, passive=True)  # the definitions made it
+                        break
+                    except Exception:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.5)
+
+
+def _local(value: str, vhost: str, renamed: dict[str, str], state: Path) -> str:
+    value = re.sub(r"amqp://([^:]+):([^@]+)@(rabbitmq|127\.0\.0\.1):5672//",
+                   lambda m: f"amqp://{renamed[m.group(1)]}:{m.group(2)}@127.0.0.1:5672/{vhost}", value)
     value = value.replace("/state/", f"{state}/")
     for inside, outside in MOUNTS.items():
         value = value.replace(f"{inside}/", f"{outside}/")
@@ -96,7 +129,7 @@ def _command(service: dict, env: dict[str, str], state: Path) -> list[str]:
     text = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1), m.group(2)), service["command"])
     words = shlex.split(text)
     assert words[0] == "packetwatch"
-    return [sys.executable, "-m", "cli.main", *[_local(w, "", state) if w.startswith("/compose") else w
+    return [sys.executable, "-m", "cli.main", *[_local(w, "", {}, state) if w.startswith("/compose") else w
                                                 for w in words[1:]]]
 
 
@@ -104,13 +137,14 @@ def test_every_service_built_here_starts_with_its_compose_environment_on_local_a
     services = {name: s for name, s in _services().items() if s.get("build") == "."}
     assert set(services) == {"api", "control", "notify", "agent"}
     port = free_port()
-    vm = VirtualMachineId("00000000-0000-0000-0000-000000000000", "local", "docker-host")
+    vm = COMPOSE_VM
     processes = {}
-    with temporary_vhost() as broker_url:
+    with temporary_vhost() as broker_url, _definitions_in(broker_url.rsplit("/", 1)[1]) as renamed:
+        vhost = broker_url.rsplit("/", 1)[1]
         try:
-            for name, service in services.items():
+            for name, service in services.items():  # each as its own broker user, with only what it needs
                 env = {**os.environ, "PACKETWATCH_INTERFACE": "lo"}
-                env.update({key: _local(str(value), broker_url, tmp_path)
+                env.update({key: _local(str(value), vhost, renamed, tmp_path)
                             for key, value in service.get("environment", {}).items()})
                 command = _command(service, env, tmp_path)
                 if name == "api":

@@ -108,7 +108,7 @@ class CaptureRun:
                                       error_message=f"{outcome.write_error}; {kept}"))
             return
         if request.upload is not None and self.ring is None:
-            self.reports.send_until_sent(UploadRequest(
+            self.reports.to_self(UploadRequest(
                 capture_id=request.capture_id, run_id=request.run_id, upload=request.upload,
                 local_path=str(outcome.path), keep_local=bool(request.parameters.storage_location.file_path)),
                 self.own_queue)

@@ -9,6 +9,8 @@ from shared.arm import PacketCaptureFilter
 from shared.resource_ids import VirtualMachineId
 from workers.capture.look_back import LookBackSettings
 
+STATE_FOLDER = ".agent"  # under the capture dir: each agent's journal and look-back ring, never uploaded
+
 
 @dataclass(frozen=True)
 class AgentConfig:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from shared.arm import PcError, PcStatus
 from shared.broker import CONTROL_QUEUE, send
+from shared.broker_identity import AGENTS_EXCHANGE, REPORTS_EXCHANGE
 from shared.messages import CaptureRequest, FileClosed, StatusEvent, task_of
 from shared.retry import backoff
 from workers.agent import metrics
@@ -35,12 +36,20 @@ class Reports:
     def __init__(self, app: Celery) -> None:
         self.app = app
 
-    def send_until_sent(self, message: BaseModel, queue: str = CONTROL_QUEUE) -> None:
-        """Retry with backoff for up to REPORT_RETRY_SECONDS until the broker takes (and
-        confirms) the message."""
+    def send_until_sent(self, message: BaseModel) -> None:
+        """To the control worker, through the reports exchange (the only way an agent may
+        publish to it), retried with backoff for up to REPORT_RETRY_SECONDS until the broker
+        takes (and confirms) the message."""
+        self._send(message, CONTROL_QUEUE, REPORTS_EXCHANGE)
+
+    def to_self(self, message: BaseModel, own_queue: str) -> None:
+        """To this agent's own queue, through the agents' exchange under its own name."""
+        self._send(message, own_queue, AGENTS_EXCHANGE)
+
+    def _send(self, message: BaseModel, queue: str, via: str) -> None:
         backoff(first=0.5, maximum=10.0, within=REPORT_RETRY_SECONDS, log=log,
                 what=f"{task_of(message).value} for {getattr(message, 'capture_id', '')}")(send, self.app, message,
-                                                                                         queue)
+                                                                                         queue, via)
 
     def status(self, update: StatusEvent) -> None:
         if update.status in (PcStatus.STOPPED, PcStatus.ERROR):

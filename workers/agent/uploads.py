@@ -9,17 +9,23 @@ from pathlib import Path
 
 from shared.messages import UploadRequest, UploadResult
 from workers.agent import metrics
+from workers.agent.config import STATE_FOLDER
 from workers.agent.uploader import UploadFailed, upload_capture
 
 log = logging.getLogger("packetwatch.agent")
 GONE = "the file is no longer on the VM (a rolling ring removes its oldest file first, uploaded or not)"
 
 
-def store_file(request: UploadRequest) -> UploadResult:
-    """Upload and verify the file; the result carries its blob URL, or why it failed."""
+def store_file(request: UploadRequest, capture_dir: Path) -> UploadResult:
+    """Upload and verify the file; the result carries its blob URL, or why it failed. Only a
+    capture file is ever read: a regular file under `capture_dir`, outside the agent's own
+    state, whatever the request names (links followed)."""
     path = Path(request.local_path)
     if not path.exists():
         return _failed(request, GONE)
+    if not is_capture_file(path, capture_dir):
+        return _failed(request, f"{request.local_path} is not a capture file of this agent (under {capture_dir}): "
+                                "not uploaded")
     try:
         with metrics.UPLOAD_SECONDS.time():
             url = upload_capture(request)
@@ -32,6 +38,11 @@ def store_file(request: UploadRequest) -> UploadResult:
              extra={"capture_id": request.capture_id, "run_id": request.run_id})
     return UploadResult(capture_id=request.capture_id, run_id=request.run_id, storage_path=url, local_path=str(path),
                         file_index=request.file_index)
+
+
+def is_capture_file(path: Path, capture_dir: Path) -> bool:
+    real, root = path.resolve(), capture_dir.resolve()
+    return real.is_file() and real.is_relative_to(root) and not real.is_relative_to(root / STATE_FOLDER)
 
 
 def _failed(request: UploadRequest, reason: str) -> UploadResult:

@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from celery.signals import worker_shutting_down
+from celery.worker.consumer import Consumer
 
 from shared.arm import PcError, PcStatus, StopReason
-from shared.broker import (
-    CONTROL_QUEUE, Handler, agent_queue_name, durable_queue, make_celery, register_tasks, run_worker, send,
-)
+from shared.broker import CONTROL_QUEUE, Handler, agent_queue_name, bound_queue, make_celery, register_tasks, run_worker, send
+from shared.broker_identity import AGENTS_EXCHANGE, REPORTS_EXCHANGE
 from shared.errors import InvalidField
 from shared.messages import CaptureRequest, Heartbeat, RunProgress, StopRequest, TaskName, UploadRequest
 from shared.probes import broker_state, serve_probes
@@ -28,7 +28,7 @@ from shared.resource_ids import VirtualMachineId
 from shared.version import VERSION
 from workers.agent import metrics
 from workers.agent.capture_run import CaptureRun, Sink
-from workers.agent.config import AgentConfig
+from workers.agent.config import STATE_FOLDER, AgentConfig
 from workers.agent.journal import Journal
 from workers.agent.look_back import open_ring
 from workers.agent.recovery import recover
@@ -44,16 +44,29 @@ MAX_CONCURRENT_CAPTURES = 16
 SHUTDOWN_GRACE_SECONDS = 20.0
 
 
+class AgentConsumer(Consumer):
+    """Celery's consumer without native delayed delivery, which declares exchanges of its own
+    (an agent's broker user may not; an agent never sends anything delayed)."""
+
+    class Blueprint(Consumer.Blueprint):
+        default_steps = [step for step in Consumer.Blueprint.default_steps if not step.endswith(":DelayedDelivery")]
+
+
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.queue = agent_queue_name(config.vm)
         self.app = make_celery("packetwatch-agent", config.broker_url)
-        self.app.conf.task_queues = [durable_queue(self.queue)]
+        # Its own queue, bound to the agents' exchange under its own name (for what it sends
+        # itself); the exchange is made by enrollment or the control worker, never by an agent.
+        self.app.conf.task_queues = [bound_queue(self.queue, AGENTS_EXCHANGE, "topic", passive=True)]
+        # No remote control: its broadcast exchange would let any agent command every worker.
+        self.app.conf.worker_enable_remote_control = False
+        self.app.conf.worker_consumer = f"{__name__}:AgentConsumer"
         self.reports = Reports(self.app)
         # Local state belongs to this VM identity: agents for other VMs on the same host
         # (one capture root) never read, recover or finish each other's captures.
-        self.journal = Journal(config.capture_dir / ".agent" / self.queue / "journal")
+        self.journal = Journal(config.capture_dir / STATE_FOLDER / self.queue / "journal")
         self.lock = threading.Lock()
         self.running: dict[str, tuple[StopSignal, threading.Thread]] = {}
         self.sinks: dict[str, Sink] = {}  # by run: what each running capture has written
@@ -78,7 +91,7 @@ class Agent:
         beat = Heartbeat(vm_id=self.config.vm.arm_id, version=VERSION, hostname=socket.gethostname(),
                          interface=self.config.interface, reported_at=now(), running=running,
                          location=self.config.location, progress=progress)
-        send(self.app, beat, CONTROL_QUEUE)
+        send(self.app, beat, CONTROL_QUEUE, via=REPORTS_EXCHANGE)
 
     def _heartbeat_loop(self) -> None:
         while not self.closing.wait(self.config.heartbeat_seconds):
@@ -136,9 +149,9 @@ class Agent:
 
     def upload(self, request: UploadRequest) -> None:
         """A task of its own, so an upload survives an agent restart."""
-        result = store_file(request)
+        result = store_file(request, self.config.capture_dir)
         self.reports.send_until_sent(result)
-        if result.storage_path and not request.keep_local:
+        if result.storage_path and not request.keep_local:  # stored: a file of this agent's captures
             Path(request.local_path).unlink(missing_ok=True)
 
     def shutdown(self) -> None:

@@ -19,9 +19,10 @@ from prometheus_client import Counter, Histogram
 
 from shared.arm import PcError, PcStatus, format_arm_time
 from shared.broker import (
-    CONTROL_QUEUE, NOTIFY_QUEUE, Handler, agent_queue_name, durable_queue, make_celery, node_name, register_tasks,
+    CONTROL_QUEUE, NOTIFY_QUEUE, Handler, agent_queue_name, bound_queue, make_celery, node_name, register_tasks,
     run_worker, send,
 )
+from shared.broker_identity import REPORTS_EXCHANGE
 from shared.capture_files import file_uploaded, record_file
 from shared.errors import InvalidField
 from shared.lifecycle_events import ERROR, RUNNING, STORED, STOPPED, event_data, event_message, publish_event
@@ -35,6 +36,7 @@ from shared.resource_ids import CaptureId, VirtualMachineId
 from shared.storage_accounts import StorageAccounts
 from workers.control.file_uploads import FileUploads
 from workers.control.heartbeat_batch import HeartbeatBatch
+from workers.control.senders import Senders
 
 log = logging.getLogger("packetwatch.control")
 # Messages each worker thread has in hand: with late acks a message is acknowledged once
@@ -222,20 +224,24 @@ class Control:
 def build_control_app(broker_url: str, registry: Registry, heartbeat_seconds: float,
                       uploads: FileUploads | None = None) -> tuple[Celery, Control]:
     app = make_celery("packetwatch-control", broker_url)
-    app.conf.task_queues = [durable_queue(CONTROL_QUEUE)]
+    # Its queue, bound to the exchange agents report through (declared here as well as at enrollment).
+    app.conf.task_queues = [bound_queue(CONTROL_QUEUE, REPORTS_EXCHANGE, "direct")]
     app.conf.worker_prefetch_multiplier = PREFETCH
     control = Control(app, registry, heartbeat_seconds, uploads)
+    senders = Senders(registry, broker_url)
 
+    # Each report is applied only when its sender, as the broker vouches for it, is the agent
+    # of the capture's VM (or, for a heartbeat, of the VM it speaks for); ticks only from here.
     register_tasks(app, [
-        Handler(TaskName.TICK, lambda _: control.tick(datetime.now(timezone.utc))),
-        Handler(TaskName.STATUS, control.status),
-        Handler(TaskName.UPLOADED, control.uploaded, until_applied=True),
+        Handler(TaskName.TICK, lambda _: control.tick(datetime.now(timezone.utc)), may_send=senders.ourselves),
+        Handler(TaskName.STATUS, control.status, may_send=senders.capture_agent),
+        Handler(TaskName.UPLOADED, control.uploaded, until_applied=True, may_send=senders.capture_agent),
         # A run's statistics wait for its Stopped, which may still be in another worker's hands.
-        Handler(TaskName.STATISTICS, registry.apply_statistics, until_applied=True),
-        Handler(TaskName.FILE_CLOSED, control.file_closed),
+        Handler(TaskName.STATISTICS, registry.apply_statistics, until_applied=True, may_send=senders.capture_agent),
+        Handler(TaskName.FILE_CLOSED, control.file_closed, may_send=senders.capture_agent),
         # No task events for heartbeats: nine in ten of the messages at fleet size, and three
         # more messages each; the metrics count them (packetwatch_control_messages_total{task=…}).
-        Handler(TaskName.HEARTBEAT, control.heartbeat, events=False),
+        Handler(TaskName.HEARTBEAT, control.heartbeat, events=False, may_send=senders.vm_agent),
     ], count=lambda task: MESSAGES.labels(task.value).inc())
     return app, control
 

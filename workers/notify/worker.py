@@ -23,7 +23,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from standardwebhooks import Webhook as Signer
 
-from shared.broker import NOTIFY_QUEUE, Handler, durable_queue, make_celery, node_name, register_tasks, run_worker
+from shared.broker import NOTIFY_QUEUE, Handler, bound_queue, make_celery, node_name, register_tasks, run_worker
 from shared.config_files import load_model
 from shared.messages import Notification, TaskName
 from shared.probes import broker_state, serve_probes
@@ -146,7 +146,9 @@ def deliver(event: Notification, webhook: Webhook, config: NotifyConfig,
 def run_notifier(broker_url: str, config: NotifyConfig, probes: tuple[str, int], concurrency: int = 4) -> None:
     """Deliver events until shut down, serving /metrics, /healthz, /readyz on `probes` (host, port)."""
     app = make_celery("packetwatch-notify", broker_url)
-    app.conf.task_queues = [durable_queue(NOTIFY_QUEUE)]
+    # Bound to an exchange of its own name (not Celery's default, named after the control queue):
+    # its broker user configures nothing of the control queue's.
+    app.conf.task_queues = [bound_queue(NOTIFY_QUEUE, NOTIFY_QUEUE, "direct")]
     serve_probes(*probes, lambda: {"broker": broker_state(broker_url)})
 
     def notify(event: Notification) -> None:
