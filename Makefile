@@ -83,6 +83,7 @@ bench: setup
 	$(PY) -m bench.statistics_pass
 	$(PY) -m bench.upload
 	$(PY) -m bench.registry_list
+	$(PY) -m bench.token_validation
 	$(PY) -m bench.control_throughput
 	$(PY) -m bench.relay
 	$(PY) -m bench.broker_queues

@@ -1,5 +1,6 @@
-"""Bearer-token checks for the ARM routes: 401 without a known token, 403 outside its
-subscriptions or role; both in ARM's error shape."""
+"""Bearer-token checks for the ARM routes, as FastAPI dependencies: 401 without a valid token
+(a static one, or Entra ID's), 403 when the caller's roles do not grant the route's action at
+the scope its path names (shared/rbac.py); both in ARM's error shape."""
 
 from __future__ import annotations
 
@@ -7,14 +8,29 @@ from collections.abc import Callable
 
 from fastapi import Request
 
-from shared.access import AccessConfig, Role, TokenGrant, authorize, bearer_grant
+from shared.access import AccessConfig, Action, Grant, authorize, bearer_grant
+from shared.rbac import scope_of
 
 
-def requirement(access: AccessConfig, role: Role) -> Callable[[Request], TokenGrant]:
-    def check(request: Request) -> TokenGrant:
+def requirement(access: AccessConfig, action: Action) -> Callable[[Request], Grant]:
+    def check(request: Request) -> Grant:
         grant = bearer_grant(access, request.headers.get("authorization", ""),
                              {"WWW-Authenticate": 'Bearer realm="packetwatch"'})
-        authorize(grant, role, request.path_params.get("subscriptionId"))
+        authorize(grant, action, scope_of(request.path_params))
+        return grant
+
+    return check
+
+
+def visibility(access: AccessConfig) -> Callable[[Request], Grant]:
+    """For a list: the caller's roles reach somewhere at, above or below the scope its path
+    names (403 otherwise); the route lists what its roles let it read, as ARM's lists do."""
+    def check(request: Request) -> Grant:
+        grant = bearer_grant(access, request.headers.get("authorization", ""),
+                             {"WWW-Authenticate": 'Bearer realm="packetwatch"'})
+        scope = scope_of(request.path_params)
+        if not (grant.reaches(scope) and grant.permits(Action.READ, "/")):
+            authorize(grant, Action.READ, scope)
         return grant
 
     return check

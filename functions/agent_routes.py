@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from functions.access import requirement
-from shared.access import AccessConfig, Role, TokenGrant
+from shared.access import AccessConfig, Action, Grant
 from shared.api_views import AgentView
 from shared.arm import format_arm_time
 from shared.messages import SILENT_HEARTBEATS
@@ -23,12 +23,12 @@ def build_agent_router(registry: Registry, access: AccessConfig, heartbeat_secon
     silent_after = timedelta(seconds=heartbeat_seconds * SILENT_HEARTBEATS)
 
     @router.get("/packetwatch/agents")
-    def agents(grant: TokenGrant = Depends(requirement(access, Role.READER))) -> JSONResponse:
+    def agents(grant: Grant = Depends(requirement(access, Action.READ))) -> JSONResponse:
         now = datetime.now(timezone.utc)
         listed = []
         for agent in registry.list_agents():
             vm = VirtualMachineId.parse(agent.vm_id)
-            if not grant.covers(vm.subscription):
+            if not grant.permits(Action.READ, vm.arm_id):  # agents of VMs where its roles reach
                 continue
             instance = {"scale_set": vm.scale_set_id.arm_id, "instance_id": vm.name} if vm.scale_set is not None \
                 else {}  # an instance: which scale set, which instance

@@ -20,6 +20,7 @@ from functions.arm_errors import install_error_handlers
 from functions.arm_routes import build_router
 from functions.docs_routes import add_docs
 from functions.storage_routes import build_storage_router
+from functions.signin_routes import build_signin_router
 from functions.watcher_routes import build_watcher_router
 from functions.capture_service import CaptureService
 from functions.queue_intake import QueueIntake
@@ -64,9 +65,10 @@ def create_app(settings: Settings | None = None, queue_intake: bool = False) -> 
     app.state.registry = registry
     app.state.service = service
     install_error_handlers(app)
-    if not access.tokens:
+    if not access.tokens and access.entra is None:
         log.warning("no API token is configured (PACKETWATCH_ACCESS_CONFIG=%s): every ARM call will be refused; "
                     "`packetwatch token create` makes one", settings.access_config or "unset")
+    access.entra_tokens()  # Entra ID's signing keys read before the first request, then kept fresh
     app.include_router(build_router(service, access))
     app.include_router(build_watcher_router(registry, access))
     alert_config = load_alert_config(settings.alert_config, settings.capture_root, settings.function_key_list)
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None, queue_intake: bool = False) -> 
     app.include_router(build_agent_router(registry, access, settings.heartbeat_seconds))
     app.include_router(build_download_router(registry, accounts, access))
     app.include_router(build_storage_router(accounts, access))
+    app.include_router(build_signin_router(access))
 
     app.include_router(build_health_router(registry, settings.broker_url))
     app.include_router(build_metrics_router(RegistryCollector(registry, settings.broker_url,

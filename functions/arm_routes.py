@@ -15,7 +15,7 @@ from functions.metrics import CLIENT_HEADER, capture_source
 from functions.deps import ApiVersion, CapturePath, WatcherPath, api_version
 from functions.request_limits import read_json
 from functions.openapi_bodies import json_body
-from shared.access import AccessConfig, Role
+from shared.access import AccessConfig, Action
 from shared.arm import PacketCapture
 from shared.capture_listing import MAX_TOP, PageRequest, list_page, stream_list
 from shared.resource_ids import CaptureId
@@ -35,10 +35,10 @@ def _operation_url(request: Request, capture: CaptureId, kind: str, api_version:
 def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
     router = APIRouter()
     registry = service.registry
-    reader = [Depends(requirement(access, Role.READER)), Depends(api_version)]
-    contributor = [Depends(requirement(access, Role.CONTRIBUTOR)), Depends(api_version)]
+    def may(action: Action) -> list:  # the caller's roles grant `action` where the path points
+        return [Depends(requirement(access, action)), Depends(api_version)]
 
-    @router.put(ONE, status_code=201, dependencies=contributor,
+    @router.put(ONE, status_code=201, dependencies=may(Action.WRITE),
                 openapi_extra=json_body(PacketCapture, "the packet capture to create"))
     async def create(capture: CapturePath, request: Request, version: ApiVersion) -> JSONResponse:
         body = await read_json(request, MAX_BODY_BYTES)
@@ -46,11 +46,11 @@ def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
         headers = {"Azure-AsyncOperation": _operation_url(request, capture, "operations", version)}
         return JSONResponse(service.result(record).to_arm(), status_code=201, headers=headers)
 
-    @router.get(ONE, dependencies=reader)
+    @router.get(ONE, dependencies=may(Action.READ))
     def get(capture: CapturePath) -> JSONResponse:
         return JSONResponse(service.result(registry.get(capture)).to_arm())
 
-    @router.get(CAPTURES, dependencies=reader)
+    @router.get(CAPTURES, dependencies=may(Action.READ))
     def list_captures(watcher: WatcherPath, request: Request,
                       top: Annotated[str | None, Query(alias="$top", description=f"opt-in paging: at most this many "
                                                        f"captures (1-{MAX_TOP}), with a nextLink to the rest")] = None,
@@ -71,16 +71,16 @@ def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
         return Response("".join(('{"value":[', ",".join(page.items), "]", link, "}")).encode(),
                         media_type="application/json")
 
-    @router.post(ONE + "/stop", dependencies=contributor)
+    @router.post(ONE + "/stop", dependencies=may(Action.STOP))
     def stop(capture: CapturePath) -> Response:
         service.stop(registry.get(capture))
         return JSONResponse({}, status_code=200)
 
-    @router.post(ONE + "/queryStatus", dependencies=reader)
+    @router.post(ONE + "/queryStatus", dependencies=may(Action.QUERY_STATUS))
     def query_status(capture: CapturePath) -> JSONResponse:
         return JSONResponse(service.query_status(registry.get(capture)).to_arm())
 
-    @router.delete(ONE, dependencies=contributor)
+    @router.delete(ONE, dependencies=may(Action.DELETE))
     def delete(capture: CapturePath, request: Request, version: ApiVersion) -> Response:
         record = registry.find(capture)
         if record is None:
@@ -90,11 +90,11 @@ def build_router(service: CaptureService, access: AccessConfig) -> APIRouter:
         return Response(status_code=202,
                         headers={"Location": _operation_url(request, capture, "operationResults", version)})
 
-    @router.get(WATCHER + "/operations/{operationId}", dependencies=reader)
+    @router.get(WATCHER + "/operations/{operationId}", dependencies=may(Action.READ))
     def operation_status(watcher: WatcherPath, operationId: str) -> JSONResponse:
         return JSONResponse({"status": "Succeeded"})
 
-    @router.get(WATCHER + "/operationResults/{operationId}", dependencies=reader)
+    @router.get(WATCHER + "/operationResults/{operationId}", dependencies=may(Action.READ))
     def operation_result(watcher: WatcherPath, operationId: str) -> Response:
         return Response(status_code=204)
 

@@ -12,7 +12,7 @@ from functions.access import requirement
 from shared.errors import CaptureFileNotReady, UploadPending
 from functions.arm_routes import ONE
 from functions.deps import CapturePath, api_version
-from shared.access import AccessConfig, Role
+from shared.access import AccessConfig, Action
 from shared.api_views import FileLocation
 from shared.arm import PcStatus, format_arm_time
 from shared.registry import CaptureRecord, Registry
@@ -58,7 +58,7 @@ def build_download_router(registry: Registry, accounts: StorageAccounts, access:
             found = FileLocation(target=part.parameters.target, message=exc.message)
         return found.model_copy(update={"instance_id": part.capture.instance})
 
-    @router.get(ONE + "/downloadUrl", dependencies=[Depends(requirement(access, Role.READER)), Depends(api_version)])
+    @router.get(ONE + "/downloadUrl", dependencies=[Depends(requirement(access, Action.READ)), Depends(api_version)])
     def download_url(capture: CapturePath) -> JSONResponse:
         """Where the file is: a read-only SAS URL, or the VM and path; a scale set capture's,
         one per instance."""

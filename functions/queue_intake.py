@@ -35,7 +35,7 @@ from prometheus_client import Counter
 from sqlalchemy.exc import OperationalError
 
 from functions.capture_service import CaptureService
-from shared.access import AccessConfig, Grant, Role, authorize, bearer_grant
+from shared.access import AccessConfig, Action, Grant, authorize, bearer_grant
 from shared.errors import AuthenticationFailed, PacketWatchError, ServiceUnavailable
 from shared.registry import Created
 from shared.submissions import (
@@ -108,7 +108,7 @@ class QueueIntake(ConsumerProducerMixin):
     def _submit(self, body: bytes, celery_task: str | None, properties: dict, headers: dict) -> Created:
         submission = submission_of(body, celery_task)
         capture = submission.capture
-        authorize(self._grant(properties, headers), Role.CONTRIBUTOR, capture.subscription)
+        authorize(self._grant(properties, headers), Action.WRITE, capture.arm_id)
         return self.service.put(capture, submission.put_body(), source="queue")
 
     def _grant(self, properties: dict, headers: dict) -> Grant:

@@ -8,14 +8,14 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from functions.access import requirement
-from shared.access import AccessConfig, Role
+from shared.access import AccessConfig, Action
 from shared.storage_accounts import StorageAccounts, storage_account_name
 
 
 def build_storage_router(accounts: StorageAccounts, access: AccessConfig) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/packetwatch/storageAccounts", dependencies=[Depends(requirement(access, Role.READER))])
+    @router.get("/packetwatch/storageAccounts", dependencies=[Depends(requirement(access, Action.READ))])
     def storage_accounts() -> JSONResponse:
         listed = [{"name": storage_account_name(key, "accounts") if key.startswith("/") else key,
                    "id": key if key.startswith("/") else None} for key in sorted(accounts.accounts)]

@@ -1,7 +1,7 @@
-"""Who may call the ARM API: bearer tokens, stored as SHA-256 hashes, each scoped to
-subscriptions with a role. Read from a YAML or JSON file (PACKETWATCH_ACCESS_CONFIG):
+"""Who may call the ARM API, and what each may do where (shared/rbac.py: ARM's actions,
+roles and scopes). Read from a YAML or JSON file (PACKETWATCH_ACCESS_CONFIG):
 
-    tokens:
+    tokens:                           # static bearer tokens, for automation, stored as SHA-256
       - name: ops-team
         sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
         subscriptions: ["00000000-0000-0000-0000-000000000001"]   # or ["*"]
@@ -12,10 +12,21 @@ subscriptions with a role. Read from a YAML or JSON file (PACKETWATCH_ACCESS_CON
         subscriptions: ["*"]          # publishing connection's own user)
         role: contributor
 
+    entra:                            # people and apps signing in with Entra ID (shared/entra_tokens.py)
+      audiences: ["api://packetwatch", "<the app registration's application ID>"]
+      tenants: ["<tenant ID>"]
+    roleAssignments:                  # as ARM's: a role at a scope, and everything below it
+      - principalId: <object ID>      # a user's, a group's or a service principal's
+        role: reader
+        scope: /subscriptions/<sub>/resourceGroups/<group>
+      - appRole: PacketCapture.Contributor     # an app role of the token (its `roles` claim)
+        role: contributor
+        scope: /subscriptions/<sub>
+
 `packetwatch token create --name N --role R --subscription S` makes a token, stores its hash
-here and prints the token once; `packetwatch token hash` prints the hash of a token. With no
-tokens configured, every ARM call is refused. `authorize` is the one check of a grant against
-what a call needs, over HTTP and on the queue alike.
+here and prints the token once; `packetwatch token hash` prints the hash of a token. With
+nothing configured, every ARM call is refused. `authorize` is the one check of a grant against
+what a call does where, over HTTP and on the queue alike.
 """
 
 from __future__ import annotations
@@ -23,23 +34,44 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
-from enum import Enum
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from shared.config_files import load_model
+from shared.entra_tokens import EntraIdentity, EntraSettings, EntraTokens
 from shared.errors import AuthenticationFailed, AuthorizationFailed, InvalidAuthenticationToken, InvalidField
+from shared.rbac import Action, Role, within
+
+__all__ = ["Action", "Role"]  # the roles and actions, importable from here too
+SCOPE = re.compile(r"^/subscriptions/[^/]+(/resourceGroups/[^/]+(/providers/Microsoft\.Network/networkWatchers/[^/]+)?)?$",
+                   re.IGNORECASE)
 
 
-class Role(str, Enum):
-    READER = "reader"
-    CONTRIBUTOR = "contributor"
+class Grant:
+    """What one caller may do: roles at scopes (`assignments`)."""
+
+    @property
+    def holder(self) -> str:
+        raise NotImplementedError
+
+    def assignments(self) -> list[tuple[Role, str]]:
+        raise NotImplementedError
+
+    def permits(self, action: Action, resource: str) -> bool:
+        """Whether `action` is granted on `resource` (at it or above it); on "/", anywhere."""
+        return any(action in role.actions and (resource == "/" or within(resource, scope))
+                   for role, scope in self.assignments())
+
+    def reaches(self, scope: str) -> bool:
+        """Whether any of its roles is at, above or below `scope` (a subscription it may list)."""
+        return any(within(scope, held) or within(held, scope) for _, held in self.assignments())
 
 
-class Grant(BaseModel):
+class StaticGrant(Grant, BaseModel):
     """Subscriptions and a role, held by a token or a broker user."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -47,18 +79,12 @@ class Grant(BaseModel):
     subscriptions: list[str] = Field(min_length=1)
     role: Role
 
-    @property
-    def holder(self) -> str:
-        raise NotImplementedError
-
-    def covers(self, subscription: str) -> bool:
-        return "*" in self.subscriptions or subscription.lower() in {s.lower() for s in self.subscriptions}
-
-    def allows(self, needed: Role) -> bool:
-        return self.role is Role.CONTRIBUTOR or needed is Role.READER
+    def assignments(self) -> list[tuple[Role, str]]:
+        return [(self.role, "/" if subscription == "*" else f"/subscriptions/{subscription}")
+                for subscription in self.subscriptions]
 
 
-class TokenGrant(Grant):
+class TokenGrant(StaticGrant):
     name: str = Field(min_length=1, max_length=80)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
@@ -67,7 +93,7 @@ class TokenGrant(Grant):
         return f"token {self.name!r}"
 
 
-class BrokerUserGrant(Grant):
+class BrokerUserGrant(StaticGrant):
     user: str = Field(min_length=1, max_length=255)
 
     @property
@@ -75,25 +101,77 @@ class BrokerUserGrant(Grant):
         return f"broker user {self.user!r}"
 
 
-def authorize(grant: Grant, needed: Role, subscription: str | None) -> None:
-    """AuthorizationFailed unless `grant` covers `subscription` with the `needed` role."""
-    if subscription is not None and not grant.covers(subscription):
-        raise AuthorizationFailed(f"{grant.holder} has no access to subscription {subscription!r}",
-                                  "subscriptionId")
-    if not grant.allows(needed):
-        raise AuthorizationFailed(f"{grant.holder} is a {grant.role.value}; this call needs {needed.value}")
+class RoleAssignment(BaseModel):
+    """A role at a scope for one principal (by object ID) or for everyone with an app role."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    principal_id: str | None = Field(default=None, alias="principalId")
+    app_role: str | None = Field(default=None, alias="appRole")
+    role: Role
+    scope: str
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, scope: str) -> str:
+        if not SCOPE.match(scope):
+            raise ValueError("a scope is /subscriptions/S, /subscriptions/S/resourceGroups/R, or a network "
+                             "watcher's resource ID")
+        return scope
+
+    @model_validator(mode="after")
+    def _one_principal(self) -> "RoleAssignment":
+        if (self.principal_id is None) == (self.app_role is None):
+            raise ValueError("give either principalId or appRole")
+        return self
+
+    def holds(self, identity: EntraIdentity) -> bool:
+        if self.principal_id is not None:
+            principal = self.principal_id.lower()
+            return principal == identity.object_id or principal in identity.groups
+        return self.app_role in identity.app_roles
 
 
-def bearer_grant(access: "AccessConfig", authorization: str, headers: dict[str, str] | None = None) -> TokenGrant:
-    """The grant of an `Authorization: Bearer …` value; AuthenticationFailed without one,
-    InvalidAuthenticationToken for a token that is not known (`headers` go with either)."""
+class EntraGrant(Grant):
+    """What an Entra ID identity holds: the role assignments that name it, its groups or its app roles."""
+
+    def __init__(self, identity: EntraIdentity, assignments: list[RoleAssignment]) -> None:
+        self.identity = identity
+        self.held = [(a.role, a.scope) for a in assignments if a.holds(identity)]
+
+    @property
+    def holder(self) -> str:
+        return f"{self.identity.name} (object ID {self.identity.object_id})"
+
+    def assignments(self) -> list[tuple[Role, str]]:
+        return self.held
+
+
+def authorize(grant: Grant, action: Action, resource: str) -> None:
+    """AuthorizationFailed, in ARM's words, unless `grant` may do `action` on `resource`."""
+    if not grant.permits(action, resource):
+        raise AuthorizationFailed(f"{grant.holder} does not have authorization to perform action "
+                                  f"'{action.value}' over scope '{resource}'", "scope")
+
+
+def bearer_grant(access: "AccessConfig", authorization: str, headers: dict[str, str] | None = None) -> Grant:
+    """The grant of an `Authorization: Bearer …` value: a static token, or an Entra ID token;
+    AuthenticationFailed without one, InvalidAuthenticationToken for a token that is neither
+    (`headers` go with either)."""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("a bearer token is required (Authorization: Bearer …)", headers=headers)
-    grant = access.grant_for(token.strip())
-    if grant is None:
+    token = token.strip()
+    grant = access.grant_for(token)
+    if grant is not None:
+        return grant
+    entra = access.entra_tokens()
+    if entra is None or token.count(".") != 2:
         raise InvalidAuthenticationToken("the bearer token is not known", headers=headers)
-    return grant
+    try:
+        return EntraGrant(entra.identity(token), access.role_assignments)
+    except InvalidAuthenticationToken as exc:
+        raise InvalidAuthenticationToken(str(exc), headers=headers) from None
 
 
 class AccessConfig(BaseModel):
@@ -101,6 +179,16 @@ class AccessConfig(BaseModel):
 
     tokens: list[TokenGrant] = Field(default_factory=list)
     broker_users: list[BrokerUserGrant] = Field(default_factory=list, alias="brokerUsers")
+    entra: EntraSettings | None = None
+    role_assignments: list[RoleAssignment] = Field(default_factory=list, alias="roleAssignments")
+    _entra_tokens: EntraTokens | None = PrivateAttr(default=None)
+
+    def entra_tokens(self) -> EntraTokens | None:
+        """Entra ID's token validation, when configured (its keys are read on first use)."""
+        if self.entra is not None and self._entra_tokens is None:
+            self._entra_tokens = EntraTokens(self.entra)
+            self._entra_tokens.start()
+        return self._entra_tokens
 
     def grant_for_broker_user(self, user: str) -> BrokerUserGrant | None:
         return next((grant for grant in self.broker_users if grant.user == user), None)

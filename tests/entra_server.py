@@ -9,13 +9,13 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+from lab.json_server import JsonHandler, json_server
 
 TENANT = "72f988bf-0000-4000-8000-00000000a1b2"
 
@@ -51,7 +51,7 @@ class IdentityEndpoint:
 def identity_endpoint() -> Iterator[IdentityEndpoint]:
     endpoint = IdentityEndpoint("", secrets.token_hex(16), "3c1e8a5d-0000-4000-8000-" + secrets.token_hex(6))
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_GET(self) -> None:  # noqa: N802
             query = parse_qs(urlparse(self.path).query)
             if self.headers.get("X-IDENTITY-HEADER") != endpoint.header:
@@ -65,21 +65,6 @@ def identity_endpoint() -> Iterator[IdentityEndpoint]:
             self._answer(200, {"access_token": token, "expires_on": str(expires), "resource": resource,
                                "token_type": "Bearer", "client_id": endpoint.object_id})
 
-        def _answer(self, status: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    endpoint.url = f"http://127.0.0.1:{server.server_address[1]}/msi/token"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with json_server(Handler) as url:
+        endpoint.url = f"{url}/msi/token"
         yield endpoint
-    finally:
-        server.shutdown()

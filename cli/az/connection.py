@@ -1,6 +1,9 @@
 """The API connection of the commands: the typed client (cli/arm_client.py) and the
 subscription, from flags or the environment (PACKETWATCH_API_URL, PACKETWATCH_TOKEN,
-PACKETWATCH_SUBSCRIPTION)."""
+PACKETWATCH_SUBSCRIPTION). Without a static token, and with PACKETWATCH_API_AUDIENCE (the
+API's application ID URI, e.g. api://packetwatch), the commands sign in with azure-identity as
+az does: a service principal (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET), a
+workload or managed identity, or `az login`'s own account."""
 
 from __future__ import annotations
 
@@ -34,6 +37,25 @@ def subscription_of(given: str | None) -> str:
     return subscription
 
 
+def entra_token() -> str | None:
+    """An Entra ID access token for the API (PACKETWATCH_API_AUDIENCE), from azure-identity's
+    DefaultAzureCredential; None when no audience is set. A sovereign or private authority
+    (AZURE_AUTHORITY_HOST) is taken as given, without Microsoft's instance discovery."""
+    audience = os.environ.get("PACKETWATCH_API_AUDIENCE")
+    if not audience:
+        return None
+    from azure.core.exceptions import ClientAuthenticationError
+    from azure.identity import DefaultAzureCredential
+
+    authority = os.environ.get("AZURE_AUTHORITY_HOST", "")
+    custom = bool(authority) and "login.microsoftonline.com" not in authority
+    try:
+        with DefaultAzureCredential(disable_instance_discovery=custom) as credential:
+            return credential.get_token(f"{audience.rstrip('/')}/.default").token
+    except ClientAuthenticationError as exc:
+        raise CliError(f"could not sign in with Entra ID for {audience}: {str(exc).splitlines()[0]}") from None
+
+
 @dataclass(frozen=True)
 class Connection:
     client: ArmClient
@@ -42,8 +64,10 @@ class Connection:
     @classmethod
     def open(cls, subscription: str | None = None, api: str | None = None, token: str | None = None,
              needs_subscription: bool = True) -> "Connection":
-        token = token or os.environ.get("PACKETWATCH_TOKEN")
+        token = token or os.environ.get("PACKETWATCH_TOKEN") or entra_token()
         if not token:
-            raise MissingSetting("API token", "--token", "PACKETWATCH_TOKEN", "packetwatch token create makes one")
+            raise MissingSetting("API token", "--token", "PACKETWATCH_TOKEN",
+                                 "packetwatch token create makes one; or set PACKETWATCH_API_AUDIENCE to sign in "
+                                 "with Entra ID")
         chosen = subscription_of(subscription) if needs_subscription else ""
         return cls(ArmClient(api or os.environ.get("PACKETWATCH_API_URL", DEFAULT_API), token), chosen)

@@ -21,7 +21,7 @@ from lab.stack import STORAGE_ID, Stack, free_port
 from lab.vms import LabVm, create_vms, remove_vms
 from tests.e2e.notify_sink import NotifySink
 from tests.entra_server import IdentityEndpoint, identity_endpoint
-from tests.tls import server_certificate
+from lab.tls import server_certificate
 
 
 @dataclass

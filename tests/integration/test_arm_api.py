@@ -147,9 +147,12 @@ def test_tokens_are_scoped_to_subscriptions_and_roles(env):
     assert client.get(capture.arm_id + API, headers=reader).status_code == 200
     assert client.post(capture.arm_id + "/queryStatus" + API, headers=reader).status_code == 200
     other = CaptureId("sub-a", "rg-a", capture.network_watcher, "by-reader")
-    for method, path, body in [("PUT", other.arm_id, capture_body(vm)), ("POST", capture.arm_id + "/stop", None),
-                               ("DELETE", capture.arm_id, None)]:
+    for method, path, body, action in [("PUT", other.arm_id, capture_body(vm), "write"),
+                                       ("POST", capture.arm_id + "/stop", None, "stop/action"),
+                                       ("DELETE", capture.arm_id, None, "delete")]:
         answer = client.request(method, path + API, headers=reader, json=body)
-        assert answer.status_code == 403 and "needs contributor" in answer.json()["error"]["message"]
+        message = answer.json()["error"]["message"]  # ARM's words: who, which action, over which scope
+        assert answer.status_code == 403 and f"perform action 'Microsoft.Network/networkWatchers/packetCaptures/" \
+            f"{action}' over scope '{path.removesuffix('/stop')}'" in message and "token 'reader-a'" in message
     assert client.post(capture.arm_id + "/queryStatus" + API).json()["packetCaptureStatus"] == "NotStarted"
     assert client.get(other.arm_id + API).status_code == 404

@@ -86,3 +86,38 @@ def test_an_agent_uploads_only_capture_files_of_its_own(tmp_path):
     assert not is_capture_file(journal, captures), "the agent's own state is not a capture"
     assert not is_capture_file(captures / "e2e", captures), "a folder"
     assert not is_capture_file(Path("/etc/passwd"), captures)
+
+
+def test_an_upload_request_is_carried_out_only_for_a_file_of_that_run(tmp_path):
+    from shared.messages import UploadRequest, UploadTarget
+    from workers.agent.journal import Journal
+    from workers.agent.uploads import store_file
+
+    captures = tmp_path / "captures"
+    (captures / "ring").mkdir(parents=True)
+    journal = Journal(captures / ".agent" / "q" / "journal")
+    one, ring3 = captures / "one.cap", captures / "ring" / "r_00003.cap"
+    for path in (one, ring3, captures / "ring" / "r_00001.cap"):
+        path.write_bytes(b"pcap")
+    journal.begin("run-1", "capture-1")
+    journal.set_path("run-1", "capture-1", one)
+    journal.begin("run-2", "capture-2")
+    journal.set_path("run-2", "capture-2", ring3, 3)
+    assert journal.entry("run-2").file(1) == str(captures / "ring" / "r_00001.cap")
+    assert journal.entry("run-2").file(None) is None and journal.entry("run-1").file(2) is None
+
+    def request(run: str, capture: str, path: Path, index: int | None = None) -> UploadRequest:
+        return UploadRequest(capture_id=capture, run_id=run, local_path=str(path), keep_local=True, file_index=index,
+                             upload=UploadTarget(url="http://127.0.0.1:1/nowhere/x.cap?sig=x", retry_seconds=0))
+
+    for forged in (request("run-1", "capture-1", captures / "ring" / "r_00001.cap"),  # another run's file
+                   request("run-1", "capture-2", one),  # another capture's run
+                   request("run-2", "capture-2", one, 1),  # not the ring's file of that index
+                   request("run-9", "capture-9", one),  # a run this agent never had
+                   request("run-1", "capture-1", Path("/etc/passwd"))):
+        result = store_file(forged, captures, journal)
+        assert result.storage_path is None and "not a file of run" in result.error_message, forged
+    assert one.exists() and ring3.exists()
+    from workers.agent.uploads import GONE
+    gone = request("run-2", "capture-2", captures / "ring" / "r_00002.cap", 2)  # its file, removed by the ring
+    assert store_file(gone, captures, journal).error_message == GONE, "a file of that run is looked for"

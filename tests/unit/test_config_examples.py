@@ -21,7 +21,7 @@ CONFIG = ROOT / "config"
 
 
 @pytest.mark.parametrize("name, load, filled", [
-    ("access.yaml", load_access_config, lambda c: len(c.tokens) == 2),
+    ("access.yaml", load_access_config, lambda c: len(c.tokens) == 2 and c.entra and len(c.role_assignments) == 2),
     ("storage.yaml", load_storage_accounts, lambda c: len(c.accounts) == 3 and c.accounts["keyless"].credential),
     ("alerts.yaml", lambda p: load_alert_config(p, "/var/captures", []), lambda c: c.rules and c.function_keys),
     ("notify.yaml", load_notify_config, lambda c: len(c.webhooks) == 1),

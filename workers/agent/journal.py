@@ -22,6 +22,15 @@ class JournalEntry:
     path: str | None
     file_index: int | None = None  # the file's place in a continuous capture's ring
 
+    def file(self, index: int | None) -> str | None:
+        """The path of this run's file `index` (a ring's), or of its one file (None)."""
+        if self.path is None or (index is None) != (self.file_index is None):
+            return None
+        if index is None or self.file_index is None:
+            return self.path
+        stem, suffix = os.path.splitext(self.path)
+        return f"{stem.removesuffix(f'_{self.file_index:05d}')}_{index:05d}{suffix}"
+
 
 class Journal:
     def __init__(self, folder: Path) -> None:
@@ -51,6 +60,13 @@ class Journal:
 
     def set_path(self, key: str, capture_id: str, path: Path, file_index: int | None = None) -> None:
         self._write(key, JournalEntry(key, capture_id, str(path), file_index))
+
+    def entry(self, key: str) -> JournalEntry | None:
+        """What was journaled for run `key` (its last file's path), begun or finished."""
+        try:
+            return JournalEntry(**json.loads(self._marker(key, "started").read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
 
     def finish(self, key: str) -> None:
         self._marker(key, "finished").touch(exist_ok=True)

@@ -10,22 +10,27 @@ from pathlib import Path
 from shared.messages import UploadRequest, UploadResult
 from workers.agent import metrics
 from workers.agent.config import STATE_FOLDER
+from workers.agent.journal import Journal
 from workers.agent.uploader import UploadFailed, upload_capture
 
 log = logging.getLogger("packetwatch.agent")
 GONE = "the file is no longer on the VM (a rolling ring removes its oldest file first, uploaded or not)"
 
 
-def store_file(request: UploadRequest, capture_dir: Path) -> UploadResult:
+def store_file(request: UploadRequest, capture_dir: Path, journal: Journal) -> UploadResult:
     """Upload and verify the file; the result carries its blob URL, or why it failed. Only a
-    capture file is ever read: a regular file under `capture_dir`, outside the agent's own
+    file of that capture's own run is ever read: the one this agent journaled for the run (or
+    the ring's file of that index), a regular file under `capture_dir` outside the agent's own
     state, whatever the request names (links followed)."""
     path = Path(request.local_path)
+    entry = journal.entry(request.run_id)
+    refused = f"{request.local_path} is not a file of run {request.run_id} of this agent: not uploaded"
+    if entry is None or entry.capture_id != request.capture_id or entry.file(request.file_index) != request.local_path:
+        return _failed(request, refused)
     if not path.exists():
         return _failed(request, GONE)
     if not is_capture_file(path, capture_dir):
-        return _failed(request, f"{request.local_path} is not a capture file of this agent (under {capture_dir}): "
-                                "not uploaded")
+        return _failed(request, refused)
     try:
         with metrics.UPLOAD_SECONDS.time():
             url = upload_capture(request)

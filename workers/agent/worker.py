@@ -149,7 +149,7 @@ class Agent:
 
     def upload(self, request: UploadRequest) -> None:
         """A task of its own, so an upload survives an agent restart."""
-        result = store_file(request, self.config.capture_dir)
+        result = store_file(request, self.config.capture_dir, self.journal)
         self.reports.send_until_sent(result)
         if result.storage_path and not request.keep_local:  # stored: a file of this agent's captures
             Path(request.local_path).unlink(missing_ok=True)
