@@ -5,6 +5,7 @@ the same port and data folder; the tests and the demo run it too."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -31,6 +32,9 @@ class Azurite:
     # HTTPS with this certificate and key (PEM files), and bearer tokens checked as Azurite's
     # `--oauth basic` does: what an account reached through Entra ID needs.
     tls: tuple[Path, Path] | None = None
+    # The authority that signed that certificate, trusted by Azurite itself: a copy between its
+    # own blobs fetches the source over HTTPS (as a control worker's sealing copy does).
+    trust: Path | None = None
     log: Path | None = None  # where its output goes (default: azurite.log in workdir); no access log: it
     # would hold every SAS signature
 
@@ -53,7 +57,8 @@ class Azurite:
         self.process = subprocess.Popen(
             [binary, "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location", str(data),
              "--skipApiVersionCheck", "--disableTelemetry", "--loose", "--silent", *self._tls_options()],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **({"NODE_EXTRA_CA_CERTS": str(self.trust)} if self.trust else {})})
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

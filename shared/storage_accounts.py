@@ -1,8 +1,10 @@
 """Storage accounts PacketWatch may write captures to: name or resource ID -> credentials.
 
 The keys stay on the control side (the API): for each capture it signs a short-lived SAS
-for the one blob that capture will write (create and write only), and the agent uploads
-with that; download links are read-only SAS for one blob. No VM holds an account key.
+for the one staging blob that capture's upload goes to (create and write only), the agent
+uploads with that, and the control worker seals it into the capture's blob
+(shared/sealed_uploads.py); download links are read-only SAS for one blob. No VM holds an
+account key, nor any SAS for a capture's blob.
 
 An account reached through Entra ID (`credential: DefaultAzureCredential`, azure-identity:
 managed identity in Azure Functions, a service principal's AZURE_* variables, `az login`)
@@ -38,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from shared.config_files import load_model
 from shared.errors import InvalidField
 from shared.messages import UploadTarget
-from shared.storage_layout import BLOB_CONTAINER
+from shared.storage_layout import BLOB_CONTAINER, staging_name
 
 # The API waits on storage for seconds, never for the SDK's retries (its first backoff is 15 s):
 # a container it cannot make now is made later, and the capture's upload waits for it.
@@ -137,8 +139,11 @@ class StorageAccount(BaseModel):
 
     def upload_target(self, blob_name: str, expiry: datetime, retry_seconds: float,
                       container: str = BLOB_CONTAINER) -> UploadTarget:
-        """What an agent needs to store one blob: its URL with a create-and-write SAS."""
-        url = self.blob_sas_url(blob_name, BlobSasPermissions(create=True, write=True), expiry, container)
+        """What an agent needs to store a capture at `blob_name`: the URL of its staging blob
+        with a create-and-write SAS for that alone (the control side seals it into
+        `blob_name`: shared/sealed_uploads.py)."""
+        url = self.blob_sas_url(staging_name(blob_name), BlobSasPermissions(create=True, write=True), expiry,
+                                container)
         return UploadTarget(url=url, retry_seconds=retry_seconds)
 
     def _user_delegation_key(self, covering: datetime) -> UserDelegationKey:

@@ -88,3 +88,12 @@ def relative_capture_path(file_path: str, capture_root: str, field: str = "stora
     if relative.split("/")[0] == ".spool":
         raise InvalidField(field, file_path, "must not be inside the agent's spool folder")
     return relative
+
+
+# Where an agent uploads a capture's file: a staging blob beside the capture's own, which only
+# the control side copies to it (shared/sealed_uploads.py).
+UPLOADS_PREFIX = "packetwatch-uploads/"
+
+
+def staging_name(blob_name: str) -> str:
+    return UPLOADS_PREFIX + blob_name

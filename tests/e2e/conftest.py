@@ -47,7 +47,7 @@ class EntraStorage:
 
 def _entra_storage(workdir: Path, identity: IdentityEndpoint) -> EntraStorage:
     cert, key, ca = server_certificate(workdir, "storage")
-    azurite = Azurite(workdir / "entra", tls=(cert, key))
+    azurite = Azurite(workdir / "entra", tls=(cert, key), trust=ca)
     azurite.start()
     return EntraStorage(azurite, identity, ca)
 

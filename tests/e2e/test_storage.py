@@ -24,7 +24,7 @@ from lab.stack import STORAGE_ID
 from lab.traffic import inbound, send
 from shared.registry import Registry
 from shared.resource_ids import CaptureId
-from shared.storage_layout import BLOB_CONTAINER, blob_path
+from shared.storage_layout import BLOB_CONTAINER, UPLOADS_PREFIX, blob_path, staging_name
 from tests.e2e.conftest import NOTIFY_SECRET, UNREACHABLE_STORAGE_ID, WRONG_KEY_STORAGE_ID, tshark_records
 
 
@@ -183,17 +183,19 @@ def test_azurite_stopped_in_the_middle_of_an_upload_loses_nothing(lab):
     lab.client.wait_for(capture, "Running")
     send(lab.vm1, [inbound(lab.vm1, "UDP", 7331, 7330, payload=1400)], repeat=60_000)
     blob = _blob_service(lab).get_blob_client(BLOB_CONTAINER, blob_path(lab.vm1.vm, _created(lab, capture)))
+    staging = _blob_service(lab).get_blob_client(BLOB_CONTAINER, staging_name(blob.blob_name))  # where the agent writes
     lab.client.stop(capture)
     lab.client.wait_for(capture, "Stopped", timeout=30)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if blob.get_block_list("uncommitted")[1]:
+            if staging.get_block_list("uncommitted")[1]:
                 break
         except Exception:
             pass
         time.sleep(0.005)
-    assert not blob.exists(), "the upload finished before Azurite could be stopped in its middle"
+    assert not staging.exists() and not blob.exists(), \
+        "the upload finished before Azurite could be stopped in its middle"
     lab.azurite.kill()
     time.sleep(3)
     lab.azurite.start()
@@ -202,6 +204,7 @@ def test_azurite_stopped_in_the_middle_of_an_upload_loses_nothing(lab):
     prefix = blob.blob_name.rsplit("/", 1)[0] + "/"
     names = [b.name for b in _blob_service(lab).get_container_client(BLOB_CONTAINER).list_blobs(name_starts_with=prefix)]
     assert names.count(blob.blob_name) == 1
+    assert not staging.exists(), "the staging blob is gone once sealed"
 
 
 def test_an_agent_restarted_between_capture_end_and_upload_still_uploads(lab):
@@ -240,7 +243,8 @@ def test_agents_hold_no_account_key_and_get_a_sas_for_their_one_blob_alone(lab):
     upload = json.loads(message.body)[0][0]["upload"]
     url, query = upload["url"], parse_qs(urlparse(upload["url"]).query)
     name = blob_path(vm, _created(lab, capture))
-    assert url.split("?")[0].endswith(f"/{BLOB_CONTAINER}/{name}")
+    assert url.split("?")[0].endswith(f"/{BLOB_CONTAINER}/{UPLOADS_PREFIX}{name}"), \
+        "its staging blob, not the capture's"
     assert (query["sp"], query["sr"]) == (["cw"], ["b"]), "create and write, one blob"
     expires = datetime.fromisoformat(query["se"][0].replace("Z", "+00:00"))
     # It ends soon after the upload could have: the start deadline (300 s), the time limit (60 s)
@@ -252,6 +256,10 @@ def test_agents_hold_no_account_key_and_get_a_sas_for_their_one_blob_alone(lab):
     with pytest.raises(HttpResponseError) as refused:
         BlobClient.from_blob_url(url).download_blob().readall()
     assert refused.value.status_code == 403, "the SAS cannot read"
+    final = url.replace(f"/{UPLOADS_PREFIX}{name}?", f"/{name}?")
+    with pytest.raises(HttpResponseError) as refused:
+        BlobClient.from_blob_url(final).upload_blob(b"x", overwrite=True)
+    assert refused.value.status_code == 403, "the SAS cannot write the capture's own blob"
     elsewhere = url.replace(f"/{name}?", f"/{name.rsplit('/', 1)[0]}/other.cap?")
     with pytest.raises(HttpResponseError) as refused:
         BlobClient.from_blob_url(elsewhere).upload_blob(b"x", overwrite=True)

@@ -12,8 +12,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import amqp
+import pytest
+from azure.core.exceptions import HttpResponseError
 from amqp.exceptions import AccessRefused, NotAllowed, PreconditionFailed
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobClient, BlobServiceClient
 from kombu import Connection
 
 from lab.stack import STORAGE_ID
@@ -167,26 +169,33 @@ def test_reports_forged_by_another_vm_are_dropped_and_leave_the_capture_intact(l
     assert Path("/etc/shadow").exists()
 
 
-def test_a_report_tried_again_later_keeps_the_sender_the_broker_vouched_for(lab):
-    """An upload result that arrives before its capture's Stopped is tried again by the control
-    worker (published by the control worker itself): it is applied once Stopped is, because the
-    retry carries the agent it came from; had it lost its origin it would be dropped."""
-    vm = VirtualMachineId(lab.vm1.vm.subscription, "trust-rg", f"retry-{secrets.token_hex(3)}")
-    capture = CaptureId(vm.subscription, vm.resource_group, "e2e-watcher", "early-upload")
+def test_a_stored_capture_cannot_be_overwritten_with_the_sas_its_agent_was_given(lab):
+    """As an agent does, by hand: the capture request's SAS, an upload to it, the upload result
+    sent ahead of Stopped (the control worker tries it again later, itself, keeping the agent
+    it came from; had it lost its origin it would be dropped), then Stopped. The control
+    worker seals the upload into the capture's blob; afterwards the same SAS, still valid,
+    can write neither that blob nor change what it holds."""
+    vm = VirtualMachineId(lab.vm1.vm.subscription, "trust-rg", f"sealed-{secrets.token_hex(3)}")
+    capture = CaptureId(vm.subscription, vm.resource_group, "e2e-watcher", "sealed")
     made = lab.client.create(capture, {"target": vm.arm_id, "timeLimitInSeconds": 60,
                                        "storageLocation": {"storageId": STORAGE_ID}})
     assert made.status_code == 201, made.text
     planned = made.json()["properties"]["storageLocation"]["storagePath"]
     run_id = Registry.from_url(lab.stack.database_url).get(capture).run_id
+    with Connection(lab.stack.broker_url) as conn:  # the request, as this VM's agent would take it
+        message = conn.channel().basic_get(agent_queue_name(vm), no_ack=True)
+    sas_url = json.loads(message.body)[0][0]["upload"]["url"]
+    evidence = b"\xd4\xc3\xb2\xa1" + secrets.token_bytes(5000)
+    BlobClient.from_blob_url(sas_url).upload_blob(evidence, overwrite=True)
     control = lab.stack.metrics_url("control")
     before = scrape(control)
-    agent = make_celery("retry-vm", lab.stack.agent_broker_url(vm))  # this VM's own agent identity
+    agent = make_celery("sealed-vm", lab.stack.agent_broker_url(vm))  # this VM's own agent identity
 
     def report(task: TaskName, message) -> None:
         publish(agent, task.value, body_of(message), CONTROL_QUEUE, via=REPORTS_EXCHANGE)
 
-    report(TaskName.UPLOADED, UploadResult(capture_id=capture.arm_id, run_id=run_id, storage_path=planned,
-                                           local_path="/var/captures/early.cap"))
+    report(TaskName.UPLOADED, UploadResult(capture_id=capture.arm_id, run_id=run_id,
+                                           storage_path=sas_url.split("?")[0], local_path="/var/captures/sealed.cap"))
     time.sleep(2)  # tried again several times meanwhile (every half second)
     assert lab.client.status(capture)["packetWatchStored"] is False
     now = datetime.now(timezone.utc)
@@ -194,7 +203,20 @@ def test_a_report_tried_again_later_keeps_the_sender_the_broker_vouched_for(lab)
                                         reported_at=now, capture_start_time=now))
     report(TaskName.STATUS, StatusEvent(capture_id=capture.arm_id, run_id=run_id, status=PcStatus.STOPPED,
                                         reported_at=now, capture_start_time=now, stop_reason="ManuallyStopped"))
-    assert lab.client.wait_stored(capture, timeout=30) == planned
-    after = scrape(control)
-    assert sum(moved(before, after, "packetwatch_control_reports_refused_total", task=task.value, why=why)
+    assert lab.client.wait_stored(capture, timeout=30) == planned, "sealed into the capture's own blob"
+    assert sum(moved(before, scrape(control), "packetwatch_control_reports_refused_total", task=task.value, why=why)
                for task in TaskName for why in ("not_owner", "unknown_sender")) == 0
+
+    blobs = BlobServiceClient.from_connection_string(lab.azurite.connection_string)
+    stored = blobs.get_blob_client(BLOB_CONTAINER, planned.split(f"/{BLOB_CONTAINER}/", 1)[1])
+    assert stored.download_blob().readall() == evidence
+    final_with_sas = planned + "?" + sas_url.split("?", 1)[1]
+    with pytest.raises(HttpResponseError) as refused:
+        BlobClient.from_blob_url(final_with_sas).upload_blob(b"forged", overwrite=True)
+    assert refused.value.status_code == 403, "the SAS never named the capture's blob"
+    BlobClient.from_blob_url(sas_url).upload_blob(b"forged", overwrite=True)  # its own staging blob, again
+    report(TaskName.UPLOADED, UploadResult(capture_id=capture.arm_id, run_id=run_id,
+                                           storage_path=sas_url.split("?")[0], local_path="/var/captures/sealed.cap"))
+    time.sleep(1)
+    assert stored.download_blob().readall() == evidence, "what was sealed stays as it was"
+    assert lab.client.get(capture).json()["properties"]["storageLocation"]["storagePath"] == planned

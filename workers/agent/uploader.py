@@ -25,11 +25,10 @@ from typing import IO, Any, BinaryIO, cast
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from azure.core.exceptions import (
-    AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError,
-)
+from azure.core.exceptions import AzureError, HttpResponseError
 from azure.storage.blob import BlobClient
 
+from shared import storage_errors
 from shared.messages import UploadRequest
 from shared.retry import backoff
 from workers.capture.failures import StorageFailure
@@ -46,7 +45,7 @@ CLIENT_OPTIONS: dict[str, Any] = dict(max_block_size=BLOCK_BYTES, max_single_put
 # What the service lost during an upload (it restarted): the next try sends the whole file.
 # The container is made by the control side, which holds the key; while it is missing the
 # upload waits for it within its retry window.
-RESTART_UPLOAD_CODES = {"InvalidBlockList", "InvalidBlockId", "ContainerNotFound", "BlobNotFound"}
+RESTART_UPLOAD_CODES = frozenset({"InvalidBlockList", "InvalidBlockId", "ContainerNotFound", "BlobNotFound"})
 
 
 class UploadFailed(StorageFailure):
@@ -89,14 +88,7 @@ def is_transient(error: BaseException) -> bool:
     """A failure another try may mend: the network, a timeout, throttling, the service's own
     trouble, or blocks or a container the service lost during the upload (the next try sends
     the whole file again)."""
-    if isinstance(error, (ServiceRequestError, ServiceResponseError)):
-        return True
-    if isinstance(error, HttpResponseError):
-        code = getattr(error, "error_code", None)
-        code = getattr(code, "value", code)
-        return error.status_code is None or error.status_code in (408, 429) or error.status_code >= 500 \
-            or code in RESTART_UPLOAD_CODES
-    return isinstance(error, AzureError)
+    return storage_errors.is_transient(error, RESTART_UPLOAD_CODES)
 
 
 def describe(error: BaseException) -> str:

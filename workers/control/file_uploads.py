@@ -16,6 +16,13 @@ from shared.storage_accounts import SAS_MARGIN, StorageAccounts
 from shared.storage_layout import blob_path, container_of
 
 
+def blob_of(record: CaptureRecord, file_index: int | None = None) -> tuple[str, str]:
+    """(container, blob name) of a capture's file: its one file, or its ring's file `file_index`."""
+    blob = blob_path(VirtualMachineId.parse(record.parameters.target), record.created_at)
+    return (container_of(record.parameters.storage_location.storage_path),
+            blob if file_index is None else ring_file_name(blob, file_index))
+
+
 @dataclass(frozen=True)
 class FileUploads:
     accounts: StorageAccounts
@@ -26,10 +33,9 @@ class FileUploads:
         location = record.parameters.storage_location
         account = self.accounts.lookup(location.storage_id or "", "storageLocation.storageId")
         retry = timedelta(seconds=account.retry_seconds) if account.retry_seconds else self.retry
-        blob = ring_file_name(blob_path(VirtualMachineId.parse(record.parameters.target), record.created_at),
-                              event.index)
+        container, blob = blob_of(record, event.index)
         target = account.upload_target(blob, datetime.now(timezone.utc) + retry + SAS_MARGIN, retry.total_seconds(),
-                                       container_of(location.storage_path))
+                                       container)
         return UploadRequest(capture_id=event.capture_id, run_id=event.run_id, upload=target,
                              local_path=event.local_path, keep_local=bool(location.local_path), sha256=event.sha256,
                              file_index=event.index)

@@ -33,8 +33,10 @@ from shared.pipelined_publish import PipelinedPublisher
 from shared.probes import broker_state, database_state, serve_probes
 from shared.registry import CaptureRecord, Registry
 from shared.resource_ids import CaptureId, VirtualMachineId
+from shared.sealed_uploads import SealFailed, seal
+from shared.storage_errors import is_transient
 from shared.storage_accounts import StorageAccounts
-from workers.control.file_uploads import FileUploads
+from workers.control.file_uploads import FileUploads, blob_of
 from workers.control.heartbeat_batch import HeartbeatBatch
 from workers.control.senders import Senders
 
@@ -206,9 +208,15 @@ class Control:
         send(self.app, request, agent_queue_name(VirtualMachineId.parse(record.parameters.target)))
 
     def uploaded(self, result: UploadResult) -> bool:
-        """Apply an upload's result; False while the capture's Stopped event is not applied
-        yet (the agent sends it first, but another thread of this worker may still hold it):
-        the caller tries again shortly."""
+        """Apply an upload's result, its staging blob sealed into the capture's first; False
+        while the copy runs or the capture's Stopped event is not applied yet (the agent sends
+        it first, but another thread of this worker may still hold it): the caller tries
+        again shortly."""
+        if result.storage_path:
+            sealed = self._sealed(result)
+            if sealed is None:
+                return False
+            result = sealed
         if result.file_index is not None:
             UPLOADS.labels("stored" if result.storage_path else "failed").inc()
             file_uploaded(self.registry.engine, result)
@@ -219,6 +227,28 @@ class Control:
             return True
         record = self.registry.find(CaptureId.parse(result.capture_id))
         return not (record is not None and record.run_id == result.run_id and record.status in ACTIVE_STATUSES)
+
+
+    def _sealed(self, result: UploadResult) -> UploadResult | None:
+        """The result with the capture's own blob (the staging blob copied to it), None while
+        the copy runs; a copy that cannot be made turns it into a failed upload."""
+        record = self.registry.find(CaptureId.parse(result.capture_id))
+        storage_id = record.parameters.storage_location.storage_id if record is not None else None
+        if record is None or not storage_id or not result.storage_path:
+            return result
+        try:
+            url = seal(self.uploads.accounts.lookup(storage_id, "storageLocation.storageId"),
+                       *blob_of(record, result.file_index), result.storage_path)
+        except (InvalidField, SealFailed, AzureError) as exc:
+            if isinstance(exc, AzureError) and is_transient(exc):
+                log.warning("capture %s: its upload not sealed yet, trying again: %s", result.capture_id,
+                            str(exc).splitlines()[0], extra={"capture_id": result.capture_id, "run_id": result.run_id})
+                return None
+            log.error("capture %s: its upload could not be sealed: %s", result.capture_id, exc,
+                      extra={"capture_id": result.capture_id, "run_id": result.run_id})
+            return result.model_copy(update={"storage_path": None, "error_message": f"the upload to "
+                                             f"{result.storage_path} could not be sealed: {exc}"})
+        return None if url is None else result.model_copy(update={"storage_path": url})
 
 
 def build_control_app(broker_url: str, registry: Registry, heartbeat_seconds: float,
