@@ -228,7 +228,6 @@ class Control:
         record = self.registry.find(CaptureId.parse(result.capture_id))
         return not (record is not None and record.run_id == result.run_id and record.status in ACTIVE_STATUSES)
 
-
     def _sealed(self, result: UploadResult) -> UploadResult | None:
         """The result with the capture's own blob (the staging blob copied to it), None while
         the copy runs; a copy that cannot be made turns it into a failed upload."""
