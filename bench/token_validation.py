@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.registry_list import _p99
+from bench.alerts import percentile
 from lab.oidc_issuer import AUDIENCE, oidc_issuer
 from lab.stack import Stack, free_port, temporary_vhost
 from shared.access import hash_token
@@ -67,7 +67,7 @@ def one_run(requests: int, workdir: Path) -> dict[str, float]:
         finally:
             stack.stop("api")
         return {f"{kind}_{stat}": value for kind, values in times.items()
-                for stat, value in (("p50", statistics.median(values)), ("p99", _p99(values)))}
+                for stat, value in (("p50", statistics.median(values)), ("p99", percentile(values, 0.99)))}
 
 
 def main() -> int:

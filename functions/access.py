@@ -12,10 +12,14 @@ from shared.access import AccessConfig, Action, Grant, authorize, bearer_grant
 from shared.rbac import scope_of
 
 
+def _caller(access: AccessConfig, request: Request) -> Grant:
+    return bearer_grant(access, request.headers.get("authorization", ""),
+                        {"WWW-Authenticate": 'Bearer realm="packetwatch"'})
+
+
 def requirement(access: AccessConfig, action: Action) -> Callable[[Request], Grant]:
     def check(request: Request) -> Grant:
-        grant = bearer_grant(access, request.headers.get("authorization", ""),
-                             {"WWW-Authenticate": 'Bearer realm="packetwatch"'})
+        grant = _caller(access, request)
         authorize(grant, action, scope_of(request.path_params))
         return grant
 
@@ -24,13 +28,13 @@ def requirement(access: AccessConfig, action: Action) -> Callable[[Request], Gra
 
 def visibility(access: AccessConfig) -> Callable[[Request], Grant]:
     """For a list: the caller's roles reach somewhere at, above or below the scope its path
-    names (403 otherwise); the route lists what its roles let it read, as ARM's lists do."""
+    names (403 otherwise; every role reads); the route lists what its roles let it read, as
+    ARM's lists do."""
     def check(request: Request) -> Grant:
-        grant = bearer_grant(access, request.headers.get("authorization", ""),
-                             {"WWW-Authenticate": 'Bearer realm="packetwatch"'})
+        grant = _caller(access, request)
         scope = scope_of(request.path_params)
-        if not (grant.reaches(scope) and grant.permits(Action.READ, "/")):
-            authorize(grant, Action.READ, scope)
+        if not grant.reaches(scope):
+            authorize(grant, Action.READ, scope)  # refused: reaching nothing there, it reads nothing there
         return grant
 
     return check
